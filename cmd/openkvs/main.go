@@ -1,0 +1,60 @@
+// Command openkvs is a self-hosted server for the Amazon Kinesis Video
+// Streams APIs, and the client commands that talk to it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+const usage = `openkvs: a self-hosted server for the Kinesis Video Streams APIs.
+
+Usage:
+  openkvs serve [flags]   run the server (openkvs serve -h lists the flags)
+
+Every flag can also be set with an OPENKVS_* environment variable named
+after it: --public-url is OPENKVS_PUBLIC_URL. A flag on the command line wins.
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "openkvs:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:])
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// parseFlags applies OPENKVS_* environment variables as flag defaults, then
+// the command line.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "OPENKVS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	return fs.Parse(args)
+}

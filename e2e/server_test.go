@@ -1,0 +1,185 @@
+// Package e2e holds the end-to-end tests: each starts a real `openkvs serve`
+// process on a free loopback port with a temporary data directory and talks
+// to it over HTTP with the clients users run (aws-sdk-go-v2, the AWS CLI,
+// boto3).
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+)
+
+// binary is the openkvs executable built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "openkvs-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "openkvs")
+	build := exec.Command("go", "build", "-o", binary, "github.com/openkvs/openkvs/cmd/openkvs")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build openkvs:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// serverProc is one running `openkvs serve`.
+type serverProc struct {
+	t    *testing.T
+	Data string   // data directory, kept across restarts
+	Args []string // extra serve flags
+	URL  string   // http://127.0.0.1:port
+	cmd  *exec.Cmd
+	logs *logBuffer
+	done chan error
+}
+
+// logBuffer keeps the server's log lines for failure reports.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logBuffer) add(s string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// startServer starts openkvs with a fresh data directory and stops it when
+// the test ends.
+func startServer(t *testing.T, args ...string) *serverProc {
+	t.Helper()
+	p := &serverProc{t: t, Data: t.TempDir(), Args: args}
+	p.start()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", p.logs)
+		}
+	})
+	return p
+}
+
+// start runs the binary and waits, with a deadline, for its "listening"
+// log line, which carries the port it bound.
+func (p *serverProc) start() {
+	p.t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", p.Data, "--log-format", "json"}, p.Args...)
+	p.cmd = exec.Command(binary, args...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.logs = &logBuffer{}
+	p.done = make(chan error, 1)
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.add(line)
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		p.done <- p.cmd.Wait()
+	}()
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case err := <-p.done:
+		p.t.Fatalf("openkvs exited before listening: %v\n%s", err, p.logs)
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		p.t.Fatalf("openkvs did not start listening within 20s\n%s", p.logs)
+	}
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *serverProc) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Errorf("openkvs exited with %v after SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		p.t.Errorf("openkvs did not exit within 30s of SIGTERM")
+	}
+	p.cmd = nil
+}
+
+// Kill ends the server with SIGKILL, as a crash would.
+func (p *serverProc) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same data directory.
+func (p *serverProc) Restart() {
+	p.Stop()
+	p.start()
+}
+
+// awsConfig is an SDK configuration pointed at p with test credentials and
+// no retries, so that every error reaches the test as the server sent it.
+func (p *serverProc) awsConfig() aws.Config {
+	return aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		BaseEndpoint:     aws.String(p.URL),
+		RetryMaxAttempts: 1,
+	}
+}
+
+// control returns a kinesisvideo client for p.
+func (p *serverProc) control() *kinesisvideo.Client {
+	return kinesisvideo.NewFromConfig(p.awsConfig())
+}
+
+// ctx returns a context bounded by a deadline for one test step.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}

@@ -1,0 +1,150 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/openkvs/openkvs/store"
+)
+
+const fragmentColumns = `stream_id, number, producer_ms, server_ms, duration_ms, size, blob_key, header_key`
+
+func scanFragments(rows *sql.Rows) ([]*store.Fragment, error) {
+	defer rows.Close()
+	var out []*store.Fragment
+	for rows.Next() {
+		var f store.Fragment
+		var producer, server, duration int64
+		if err := rows.Scan(&f.StreamID, &f.Number, &producer, &server, &duration, &f.Size, &f.BlobKey, &f.HeaderKey); err != nil {
+			return nil, err
+		}
+		f.ProducerTime = time.UnixMilli(producer)
+		f.ServerTime = time.UnixMilli(server)
+		f.Duration = time.Duration(duration) * time.Millisecond
+		out = append(out, &f)
+	}
+	return out, rows.Err()
+}
+
+// AddFragment inserts the fragment's index row.
+func (c *Catalog) AddFragment(ctx context.Context, f *store.Fragment) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO fragments (`+fragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`,
+		f.StreamID, f.Number, f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(), f.Duration.Milliseconds(),
+		f.Size, f.BlobKey, f.HeaderKey)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("add fragment %s: %w", f.Number, store.ErrExists)
+	}
+	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("add fragment %s: stream %d: %w", f.Number, f.StreamID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("add fragment %s: %w", f.Number, err)
+	}
+	return nil
+}
+
+// Fragments returns the rows for numbers, in the order asked.
+func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]*store.Fragment, error) {
+	if len(numbers) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(numbers)+1)
+	args = append(args, id)
+	for _, n := range numbers {
+		args = append(args, n)
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments WHERE stream_id = ? AND number IN (?`+
+		strings.Repeat(",?", len(numbers)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("get fragments: %w", err)
+	}
+	found, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get fragments: %w", err)
+	}
+	byNumber := make(map[string]*store.Fragment, len(found))
+	for _, f := range found {
+		byNumber[f.Number] = f
+	}
+	out := make([]*store.Fragment, 0, len(found))
+	for _, n := range numbers {
+		if f, ok := byNumber[n]; ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// QueryFragments returns fragments in a time range, in (time, number) order.
+func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.FragmentQuery) ([]*store.Fragment, error) {
+	col := "producer_ms"
+	if q.Field == store.ServerTime {
+		col = "server_ms"
+	}
+	query := `SELECT ` + fragmentColumns + ` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`
+	args := []any{id, q.From.UnixMilli(), q.To.UnixMilli()}
+	if q.After != nil {
+		query += ` AND (` + col + ` > ? OR (` + col + ` = ? AND number > ?))`
+		ms := q.After.Time.UnixMilli()
+		args = append(args, ms, ms, q.After.Number)
+	}
+	query += ` ORDER BY ` + col + `, number LIMIT ?`
+	args = append(args, q.Limit)
+	rows, err := c.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query fragments: %w", err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("query fragments: %w", err)
+	}
+	return out, nil
+}
+
+// FragmentsAfter returns fragments in number order after number.
+func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*store.Fragment, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments
+		WHERE stream_id = ? AND number > ? ORDER BY number LIMIT ?`, id, number, limit)
+	if err != nil {
+		return nil, fmt.Errorf("fragments after %s: %w", number, err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("fragments after %s: %w", number, err)
+	}
+	return out, nil
+}
+
+// DeleteFragmentsBefore removes and returns fragments older than t.
+func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*store.Fragment, error) {
+	rows, err := c.db.QueryContext(ctx, `DELETE FROM fragments WHERE stream_id = ? AND number IN (
+		SELECT number FROM fragments WHERE stream_id = ? AND server_ms < ? ORDER BY server_ms LIMIT ?)
+		RETURNING `+fragmentColumns, id, id, t.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
+	}
+	return out, nil
+}
+
+// HasBlobKey reports whether a fragment row references key.
+func (c *Catalog) HasBlobKey(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := c.db.QueryRowContext(ctx, `SELECT 1 FROM fragments WHERE blob_key = ? OR header_key = ? LIMIT 1`, key, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up blob %s: %w", key, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,259 @@
+// Package sqlite is the embedded store.Catalog: one SQLite database in WAL
+// mode under the data directory, through the pure-Go modernc.org/sqlite
+// driver so that openkvs builds without cgo.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/openkvs/openkvs/store"
+)
+
+// schema is applied on every open; statements are idempotent. Times are
+// epoch milliseconds. Fragment numbers are fixed-width strings, so the
+// primary key orders them numerically.
+const schema = `
+CREATE TABLE IF NOT EXISTS streams (
+	id              INTEGER PRIMARY KEY,
+	name            TEXT NOT NULL UNIQUE,
+	arn             TEXT NOT NULL UNIQUE,
+	device_name     TEXT NOT NULL,
+	media_type      TEXT NOT NULL,
+	kms_key_id      TEXT NOT NULL,
+	version         TEXT NOT NULL,
+	status          TEXT NOT NULL,
+	created_ms      INTEGER NOT NULL,
+	retention_hours INTEGER NOT NULL,
+	storage_tier    TEXT NOT NULL,
+	tags            TEXT NOT NULL,
+	next_seq        INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS fragments (
+	stream_id   INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
+	number      TEXT NOT NULL,
+	producer_ms INTEGER NOT NULL,
+	server_ms   INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	size        INTEGER NOT NULL,
+	blob_key    TEXT NOT NULL,
+	header_key  TEXT NOT NULL,
+	PRIMARY KEY (stream_id, number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fragments_by_producer ON fragments(stream_id, producer_ms, number);
+CREATE INDEX IF NOT EXISTS fragments_by_server ON fragments(stream_id, server_ms, number);
+CREATE INDEX IF NOT EXISTS fragments_by_blob ON fragments(blob_key);
+CREATE INDEX IF NOT EXISTS fragments_by_header ON fragments(header_key);
+`
+
+// Catalog is a store.Catalog backed by one SQLite file.
+type Catalog struct{ db *sql.DB }
+
+var _ store.Catalog = (*Catalog)(nil)
+
+// Open opens (creating if needed) the catalog database at path.
+func Open(path string) (*Catalog, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create catalog directory: %w", err)
+	}
+	// synchronous(FULL): a committed fragment row survives power loss, which
+	// PERSISTED promises. _txlock=immediate: writers queue on busy_timeout
+	// instead of failing with SQLITE_BUSY when they upgrade a read lock.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db}, nil
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+const streamColumns = `id, name, arn, device_name, media_type, kms_key_id, version, status,
+	created_ms, retention_hours, storage_tier, tags`
+
+func scanStream(row interface{ Scan(...any) error }) (*store.Stream, error) {
+	var s store.Stream
+	var created int64
+	var tags string
+	err := row.Scan(&s.ID, &s.Name, &s.ARN, &s.DeviceName, &s.MediaType, &s.KMSKeyID, &s.Version,
+		&s.Status, &created, &s.RetentionHours, &s.StorageTier, &tags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.CreationTime = time.UnixMilli(created)
+	if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
+		return nil, fmt.Errorf("decode tags of stream %s: %w", s.Name, err)
+	}
+	return &s, nil
+}
+
+func encodeTags(tags map[string]string) (string, error) {
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	b, err := json.Marshal(tags)
+	return string(b), err
+}
+
+func isConstraint(err error, codes ...int) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	for _, c := range codes {
+		if se.Code() == c {
+			return true
+		}
+	}
+	return false
+}
+
+func isUniqueViolation(err error) bool {
+	return isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// CreateStream inserts s and sets s.ID.
+func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
+	tags, err := encodeTags(s.Tags)
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", s.Name, err)
+	}
+	res, err := c.db.ExecContext(ctx, `INSERT INTO streams (name, arn, device_name, media_type, kms_key_id,
+		version, status, created_ms, retention_hours, storage_tier, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		s.Name, s.ARN, s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, s.Status, s.CreationTime.UnixMilli(),
+		s.RetentionHours, s.StorageTier, tags)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("create stream %s: %w", s.Name, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", s.Name, err)
+	}
+	s.ID, err = res.LastInsertId()
+	return err
+}
+
+// StreamByName returns the stream named name.
+func (c *Catalog) StreamByName(ctx context.Context, name string) (*store.Stream, error) {
+	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+streamColumns+` FROM streams WHERE name = ?`, name))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// StreamByARN returns the stream whose ARN is arn.
+func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, error) {
+	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+streamColumns+` FROM streams WHERE arn = ?`, arn))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", arn, err)
+	}
+	return s, nil
+}
+
+// likePrefix escapes prefix for a LIKE ... ESCAPE '\' pattern.
+func likePrefix(prefix string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(prefix) + "%"
+}
+
+// ListStreams lists streams by name.
+func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit int) ([]*store.Stream, error) {
+	// GLOB would be case-sensitive too, but LIKE with case_sensitive_like is
+	// per-connection state; compare the prefix with substr instead.
+	rows, err := c.db.QueryContext(ctx, `SELECT `+streamColumns+` FROM streams
+		WHERE substr(name, 1, ?) = ? AND name > ? ORDER BY name LIMIT ?`,
+		len(prefix), prefix, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Stream
+	for rows.Next() {
+		s, err := scanStream(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list streams: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// UpdateStream writes s if its stored version is oldVersion.
+func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion string) error {
+	tags, err := encodeTags(s.Tags)
+	if err != nil {
+		return fmt.Errorf("update stream %s: %w", s.Name, err)
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update stream %s: %w", s.Name, err)
+	}
+	defer tx.Rollback()
+	var version string
+	err = tx.QueryRowContext(ctx, `SELECT version FROM streams WHERE id = ?`, s.ID).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("update stream %s: %w", s.Name, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update stream %s: %w", s.Name, err)
+	}
+	if version != oldVersion {
+		return fmt.Errorf("update stream %s: %w", s.Name, store.ErrVersionMismatch)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE streams SET device_name=?, media_type=?, kms_key_id=?, version=?,
+		status=?, retention_hours=?, storage_tier=?, tags=? WHERE id=?`,
+		s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, s.Status, s.RetentionHours, s.StorageTier, tags, s.ID)
+	if err != nil {
+		return fmt.Errorf("update stream %s: %w", s.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update stream %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// DeleteStream removes the stream and, by cascade, its fragment rows.
+func (c *Catalog) DeleteStream(ctx context.Context, id int64) error {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM streams WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete stream %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete stream %d: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ReserveSequence advances the stream's sequence high-water mark by n.
+func (c *Catalog) ReserveSequence(ctx context.Context, id int64, n uint64) (uint64, error) {
+	var next int64
+	err := c.db.QueryRowContext(ctx, `UPDATE streams SET next_seq = next_seq + ? WHERE id = ? RETURNING next_seq - ?`,
+		int64(n), id, int64(n)).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("reserve sequence of stream %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reserve sequence of stream %d: %w", id, err)
+	}
+	return uint64(next), nil
+}

@@ -1,0 +1,136 @@
+// Package store defines what openkvs keeps and the two small interfaces that
+// keep it: a Catalog (streams and the fragment index, in SQL) and Blobs
+// (fragment payloads and shared MKV headers). Each backend lives in its own
+// package and passes the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Errors every backend returns (wrapped or not) so callers can use errors.Is.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrExists          = errors.New("already exists")
+	ErrVersionMismatch = errors.New("version mismatch")
+)
+
+// Stream status values (kvs-protocol.md §3.2).
+const (
+	StatusCreating = "CREATING"
+	StatusActive   = "ACTIVE"
+	StatusUpdating = "UPDATING"
+	StatusDeleting = "DELETING"
+)
+
+// Stream is one video stream's metadata.
+type Stream struct {
+	ID             int64 // assigned by the catalog on create
+	Name           string
+	ARN            string
+	DeviceName     string
+	MediaType      string
+	KMSKeyID       string
+	Version        string
+	Status         string
+	CreationTime   time.Time
+	RetentionHours int64
+	StorageTier    string
+	Tags           map[string]string
+}
+
+// Fragment is one row of the fragment index: a stored MKV Cluster and the
+// elements that followed it, plus the header it is replayed with.
+type Fragment struct {
+	StreamID     int64
+	Number       string // fixed-width decimal: string order is numeric order
+	ProducerTime time.Time
+	ServerTime   time.Time
+	Duration     time.Duration
+	Size         int64
+	BlobKey      string // payload object in Blobs
+	HeaderKey    string // shared header object in Blobs
+}
+
+// TimeField selects which fragment timestamp a range query uses.
+type TimeField int
+
+// The two fragment timestamps.
+const (
+	ProducerTime TimeField = iota
+	ServerTime
+)
+
+// FragmentQuery selects fragments of one stream whose start time (of the
+// chosen field) lies in [From, To], in (time, number) order, starting after
+// the position After when it is set.
+type FragmentQuery struct {
+	Field    TimeField
+	From, To time.Time
+	After    *FragmentCursor
+	Limit    int
+}
+
+// FragmentCursor is a position in (time, number) order, so that pagination
+// stays stable while new fragments arrive.
+type FragmentCursor struct {
+	Time   time.Time
+	Number string
+}
+
+// Catalog keeps streams and the fragment index.
+type Catalog interface {
+	// CreateStream inserts s, assigning s.ID; ErrExists if the name is taken.
+	CreateStream(ctx context.Context, s *Stream) error
+	// StreamByName returns the stream with that name or ErrNotFound.
+	StreamByName(ctx context.Context, name string) (*Stream, error)
+	// StreamByARN returns the stream with that ARN or ErrNotFound.
+	StreamByARN(ctx context.Context, arn string) (*Stream, error)
+	// ListStreams returns up to limit streams whose names start with prefix
+	// and sort after the name after, in name order.
+	ListStreams(ctx context.Context, prefix, after string, limit int) ([]*Stream, error)
+	// UpdateStream replaces the stored stream s.ID with s if its version is
+	// still oldVersion; ErrVersionMismatch otherwise, ErrNotFound if gone.
+	UpdateStream(ctx context.Context, s *Stream, oldVersion string) error
+	// DeleteStream removes stream id and its fragment rows; ErrNotFound if gone.
+	DeleteStream(ctx context.Context, id int64) error
+	// ReserveSequence reserves n fragment sequence numbers of stream id and
+	// returns the first; reservations never overlap, across restarts too.
+	ReserveSequence(ctx context.Context, id int64, n uint64) (uint64, error)
+
+	// AddFragment indexes a fragment whose blobs are already durable.
+	AddFragment(ctx context.Context, f *Fragment) error
+	// Fragments returns the indexed fragments of stream id among numbers, in
+	// the order asked; numbers with no row are left out.
+	Fragments(ctx context.Context, id int64, numbers []string) ([]*Fragment, error)
+	// QueryFragments returns fragments of stream id matching q.
+	QueryFragments(ctx context.Context, id int64, q FragmentQuery) ([]*Fragment, error)
+	// FragmentsAfter returns up to limit fragments of stream id whose number
+	// sorts after the given one ("" for the first), in number order.
+	FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*Fragment, error)
+	// DeleteFragmentsBefore removes up to limit fragments of stream id whose
+	// server time is before t and returns them, so their blobs can go.
+	DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*Fragment, error)
+	// HasBlobKey reports whether any fragment row references the blob key as
+	// payload or header; the sweeper deletes only blobs that are unreferenced.
+	HasBlobKey(ctx context.Context, key string) (bool, error)
+
+	// Close releases the catalog.
+	Close() error
+}
+
+// Blobs keeps fragment payloads and headers as immutable objects.
+type Blobs interface {
+	// Put stores the object atomically: it is absent or complete and
+	// durable when Put returns nil.
+	Put(ctx context.Context, key string, data []byte) error
+	// Open returns a reader of the object or ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Delete removes the object; deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// List calls fn for every key that starts with prefix.
+	List(ctx context.Context, prefix string, fn func(key string) error) error
+}
