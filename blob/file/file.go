@@ -1,0 +1,200 @@
+// Package file is the embedded store.Blobs: one file per object under a
+// directory. A Put writes a temporary file, fsyncs it, renames it into
+// place and fsyncs the directory, so an object is either absent or complete
+// and durable, even across a crash or power loss. It is written by hand
+// because generic blob libraries for Go do not fsync.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/openkvs/openkvs/store"
+)
+
+// tempPrefix marks files being written; List skips them and Sweep removes them.
+const tempPrefix = ".tmp-"
+
+// Blobs is a store.Blobs kept in a directory.
+type Blobs struct {
+	root string
+	dirs sync.Map // directories known to exist durably
+}
+
+var _ store.Blobs = (*Blobs)(nil)
+
+// Open returns Blobs rooted at dir, creating it if needed, and removes
+// temporary files a crash left behind.
+func Open(dir string) (*Blobs, error) {
+	b := &Blobs{root: filepath.Clean(dir)}
+	if err := b.ensureDir(b.root); err != nil {
+		return nil, fmt.Errorf("open blobs %s: %w", dir, err)
+	}
+	err := filepath.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
+			err = os.Remove(path)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open blobs %s: remove leftovers: %w", dir, err)
+	}
+	return b, nil
+}
+
+// path maps a key ("s1/h/abc") to a file; keys are relative slash paths
+// without "." or ".." elements.
+func (b *Blobs) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return "", fmt.Errorf("invalid blob key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." || strings.HasPrefix(part, tempPrefix) {
+			return "", fmt.Errorf("invalid blob key %q", key)
+		}
+	}
+	return filepath.Join(b.root, filepath.FromSlash(key)), nil
+}
+
+// ensureDir creates dir and its missing parents, fsyncing each parent so
+// the new entries survive a crash.
+func (b *Blobs) ensureDir(dir string) error {
+	if _, ok := b.dirs.Load(dir); ok {
+		return nil
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		parent := filepath.Dir(dir)
+		if parent != dir {
+			if err := b.ensureDir(parent); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+	}
+	b.dirs.Store(dir, true)
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Put writes the object durably and atomically.
+func (b *Blobs) Put(ctx context.Context, key string, data []byte) error {
+	path, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := b.ensureDir(dir); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("put blob %s: fsync: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("put blob %s: fsync directory: %w", key, err)
+	}
+	return nil
+}
+
+// Open returns the object's content.
+func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	path, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open blob %s: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// Delete removes the object if it exists.
+func (b *Blobs) Delete(ctx context.Context, key string) error {
+	path, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// List calls fn with every complete object whose key starts with prefix,
+// in lexical order.
+func (b *Blobs) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	err := filepath.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(b.root, path)
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			// Descend only into directories that can hold matching keys.
+			if path != b.root && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), tempPrefix) || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		return fn(key)
+	})
+	if err != nil {
+		return fmt.Errorf("list blobs %q: %w", prefix, err)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/openkvs/openkvs/store"
+)
+
+// OpenBlobs opens blob storage kept in dir; opening the same dir again must
+// see what was stored before.
+type OpenBlobs func(t *testing.T, dir string) store.Blobs
+
+// TestBlobs runs the blob conformance suite.
+func TestBlobs(t *testing.T, open OpenBlobs) {
+	t.Run("PutOpenDelete", func(t *testing.T) { testBlobRoundTrip(t, open) })
+	t.Run("List", func(t *testing.T) { testBlobList(t, open) })
+	t.Run("Persistence", func(t *testing.T) { testBlobPersistence(t, open) })
+	t.Run("InvalidKeys", func(t *testing.T) { testBlobInvalidKeys(t, open) })
+	t.Run("Concurrent", func(t *testing.T) { testBlobConcurrent(t, open) })
+}
+
+func readBlob(t *testing.T, b store.Blobs, key string) []byte {
+	t.Helper()
+	r, err := b.Open(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", key, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return data
+}
+
+func testBlobRoundTrip(t *testing.T, open OpenBlobs) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	payload := bytes.Repeat([]byte{0x1f, 0x43, 0xb6, 0x75}, 100_000)
+	if err := b.Put(ctx, "s1/f/0001", payload); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, b, "s1/f/0001"); !bytes.Equal(got, payload) {
+		t.Fatalf("read back %d bytes, want the %d written", len(got), len(payload))
+	}
+	// Objects are immutable, but a second Put of the same key replaces it whole.
+	if err := b.Put(ctx, "s1/f/0001", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, b, "s1/f/0001"); string(got) != "x" {
+		t.Fatalf("after overwrite read %q", got)
+	}
+	if err := b.Put(ctx, "empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, b, "empty"); len(got) != 0 {
+		t.Fatalf("empty object read %d bytes", len(got))
+	}
+	if err := b.Delete(ctx, "s1/f/0001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(ctx, "s1/f/0001"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Open after Delete error = %v, want ErrNotFound", err)
+	}
+	if err := b.Delete(ctx, "s1/f/0001"); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	if _, err := b.Open(ctx, "never"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Open(never) error = %v, want ErrNotFound", err)
+	}
+}
+
+func listKeys(t *testing.T, b store.Blobs, prefix string) []string {
+	t.Helper()
+	var keys []string
+	if err := b.List(context.Background(), prefix, func(k string) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func testBlobList(t *testing.T, open OpenBlobs) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	for _, k := range []string{"s1/f/2", "s1/f/1", "s1/h/a", "s10/f/1", "s2/f/1"} {
+		if err := b.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for prefix, want := range map[string][]string{
+		"":      {"s1/f/1", "s1/f/2", "s1/h/a", "s10/f/1", "s2/f/1"},
+		"s1/":   {"s1/f/1", "s1/f/2", "s1/h/a"},
+		"s1":    {"s1/f/1", "s1/f/2", "s1/h/a", "s10/f/1"},
+		"s1/f/": {"s1/f/1", "s1/f/2"},
+		"s3/":   nil,
+	} {
+		if diff := cmp.Diff(want, listKeys(t, b, prefix)); diff != "" {
+			t.Errorf("List(%q) (-want +got):\n%s", prefix, diff)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	err := b.List(ctx, "", func(string) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("List stopped by callback: err %v after %d calls", err, n)
+	}
+}
+
+func testBlobPersistence(t *testing.T, open OpenBlobs) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	if err := b.Put(context.Background(), "s9/h/x", []byte("header")); err != nil {
+		t.Fatal(err)
+	}
+	b = open(t, dir)
+	if got := readBlob(t, b, "s9/h/x"); string(got) != "header" {
+		t.Fatalf("after reopen read %q", got)
+	}
+}
+
+func testBlobInvalidKeys(t *testing.T, open OpenBlobs) {
+	b := open(t, t.TempDir())
+	for _, k := range []string{"", "/abs", "a/../b", "a//b", "..", "a/./b"} {
+		if err := b.Put(context.Background(), k, []byte("x")); err == nil {
+			t.Errorf("Put(%q) succeeded", k)
+		}
+	}
+}
+
+func testBlobConcurrent(t *testing.T, open OpenBlobs) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 16 {
+		wg.Go(func() {
+			for j := range 4 {
+				k := fmt.Sprintf("s%d/f/%d", i%3, i*10+j)
+				if err := b.Put(ctx, k, []byte(k)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := len(listKeys(t, b, "")); n != 64 {
+		t.Errorf("List after concurrent puts: %d keys, want 64", n)
+	}
+}
