@@ -50,7 +50,8 @@ type serverProc struct {
 	t    *testing.T
 	Data string   // data directory, kept across restarts
 	Args []string // extra serve flags
-	URL  string   // http://127.0.0.1:port
+	Env  []string // extra environment variables (KEY=value)
+	URL  string   // http://127.0.0.1:port (https with --tls-cert)
 	cmd  *exec.Cmd
 	logs *logBuffer
 	done chan error
@@ -78,7 +79,13 @@ func (l *logBuffer) String() string {
 // the test ends.
 func startServer(t *testing.T, args ...string) *serverProc {
 	t.Helper()
-	p := &serverProc{t: t, Data: t.TempDir(), Args: args}
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with extra environment variables.
+func startServerEnv(t *testing.T, env []string, args ...string) *serverProc {
+	t.Helper()
+	p := &serverProc{t: t, Data: t.TempDir(), Args: args, Env: env}
 	p.start()
 	t.Cleanup(func() {
 		p.Stop()
@@ -95,6 +102,9 @@ func (p *serverProc) start() {
 	p.t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", p.Data, "--log-format", "json"}, p.Args...)
 	p.cmd = exec.Command(binary, args...)
+	if p.Env != nil {
+		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		p.t.Fatal(err)
@@ -111,17 +121,17 @@ func (p *serverProc) start() {
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.add(line)
-			var rec struct{ Msg, Addr string }
+			var rec struct{ Msg, URL string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+				addr <- rec.URL
 			}
 		}
 		io.Copy(io.Discard, stderr)
 		p.done <- p.cmd.Wait()
 	}()
 	select {
-	case a := <-addr:
-		p.URL = "http://" + a
+	case u := <-addr:
+		p.URL = u // http or https://127.0.0.1:port
 	case err := <-p.done:
 		p.t.Fatalf("openkvs exited before listening: %v\n%s", err, p.logs)
 	case <-time.After(20 * time.Second):

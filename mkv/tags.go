@@ -148,17 +148,22 @@ func appendUnknownSegment(dst []byte) []byte {
 	return appendSizeN(dst, UnknownSize, 8)
 }
 
+// AppendDocumentStart appends the start of a chunk that carries only tags: an EBML header
+// and a Segment of unknown size. ebmlHeader is the stream's EBML header element; nil selects
+// the producer SDK's standard Matroska header.
+func AppendDocumentStart(dst, ebmlHeader []byte) []byte {
+	if ebmlHeader == nil {
+		ebmlHeader = defaultEBMLHeader
+	}
+	return appendUnknownSegment(append(dst, ebmlHeader...))
+}
+
 // AppendErrorChunk appends a complete in-band GetMedia error chunk: an EBML header, a
 // Segment of unknown size and a Tags element with the fragment number, error ID and error
 // code (spec 5.5 recommendation). ebmlHeader is the stream's EBML header element
 // (Header.EBML); nil selects the producer SDK's standard Matroska header.
 func AppendErrorChunk(dst, ebmlHeader []byte, fragmentNumber string, errorID int64, errorCode string) []byte {
-	if ebmlHeader == nil {
-		ebmlHeader = defaultEBMLHeader
-	}
-	dst = append(dst, ebmlHeader...)
-	dst = appendUnknownSegment(dst)
-	return AppendTags(dst,
+	return AppendTags(AppendDocumentStart(dst, ebmlHeader),
 		SimpleTag{TagFragmentNumber, fragmentNumber},
 		SimpleTag{TagErrorID, strconv.FormatInt(errorID, 10)},
 		SimpleTag{TagErrorCode, errorCode})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/openkvs/openkvs/streams"
 )
@@ -10,10 +11,14 @@ import (
 // streamLabel is implemented by inputs that name a stream, for the access log.
 type streamLabel interface{ Label() string }
 
-// jsonOp adapts a control-plane call to an HTTP handler: decode, call,
+// jsonOp adapts a control-plane call to an HTTP handler: decode,
+// authorize the route's action on every stream the input names, call,
 // encode. A nil output is sent as {}.
-func jsonOp[In any](fn func(ctx context.Context, r *http.Request, in *In) (any, error)) http.HandlerFunc {
+func jsonOp[In any](s *Server, fn func(ctx context.Context, r *http.Request, in *In) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Control-plane answers are small: a client that does not read one
+		// within the limit must not hold the handler.
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		in := new(In)
 		if err := decodeJSON(r, in); err != nil {
 			writeError(w, r, err)
@@ -21,6 +26,10 @@ func jsonOp[In any](fn func(ctx context.Context, r *http.Request, in *In) (any, 
 		}
 		if l, ok := any(in).(streamLabel); ok {
 			info(r.Context()).stream = l.Label()
+		}
+		if err := s.authorizeInput(r, in); err != nil {
+			writeError(w, r, err)
+			return
 		}
 		out, err := fn(r.Context(), r, in)
 		if err != nil {
@@ -39,49 +48,87 @@ func done(err error) (any, error) { return nil, err }
 
 func (s *Server) controlRoutes() {
 	svc := s.streams
-	s.routes["/createStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.CreateStreamInput) (any, error) {
+	s.handle("/createStream", "CreateStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.CreateStreamInput) (any, error) {
 		return svc.CreateStream(ctx, in)
-	})
-	s.routes["/describeStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
+	}))
+	s.handle("/describeStream", "DescribeStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
 		return svc.DescribeStream(ctx, in)
-	})
-	s.routes["/listStreams"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.ListStreamsInput) (any, error) {
-		return svc.ListStreams(ctx, in)
-	})
-	s.routes["/deleteStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.DeleteStreamInput) (any, error) {
+	}))
+	s.handle("/listStreams", "ListStreams", jsonOp(s, s.listStreams))
+	s.handle("/deleteStream", "DeleteStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.DeleteStreamInput) (any, error) {
 		return done(svc.DeleteStream(ctx, in))
-	})
-	s.routes["/updateStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.UpdateStreamInput) (any, error) {
+	}))
+	s.handle("/updateStream", "UpdateStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateStreamInput) (any, error) {
 		return done(svc.UpdateStream(ctx, in))
-	})
-	s.routes["/updateDataRetention"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.UpdateDataRetentionInput) (any, error) {
+	}))
+	s.handle("/updateDataRetention", "UpdateDataRetention", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateDataRetentionInput) (any, error) {
 		return done(svc.UpdateDataRetention(ctx, in))
-	})
-	s.routes["/getDataEndpoint"] = jsonOp(func(ctx context.Context, r *http.Request, in *streams.GetDataEndpointInput) (any, error) {
+	}))
+	s.handle("/getDataEndpoint", "GetDataEndpoint", jsonOp(s, func(ctx context.Context, r *http.Request, in *streams.GetDataEndpointInput) (any, error) {
 		return svc.GetDataEndpoint(ctx, in, s.dataEndpoint(r))
-	})
-	s.routes["/tagStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.TagStreamInput) (any, error) {
+	}))
+	s.handle("/tagStream", "TagStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.TagStreamInput) (any, error) {
 		return done(svc.TagStream(ctx, in))
-	})
-	s.routes["/untagStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.UntagStreamInput) (any, error) {
+	}))
+	s.handle("/untagStream", "UntagStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UntagStreamInput) (any, error) {
 		return done(svc.UntagStream(ctx, in))
-	})
-	s.routes["/listTagsForStream"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.ListTagsForStreamInput) (any, error) {
+	}))
+	s.handle("/listTagsForStream", "ListTagsForStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.ListTagsForStreamInput) (any, error) {
 		return svc.ListTagsForStream(ctx, in)
-	})
-	s.routes["/TagResource"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.TagResourceInput) (any, error) {
+	}))
+	s.handle("/TagResource", "TagResource", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.TagResourceInput) (any, error) {
 		return done(svc.TagResource(ctx, in))
-	})
-	s.routes["/UntagResource"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.UntagResourceInput) (any, error) {
+	}))
+	s.handle("/UntagResource", "UntagResource", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UntagResourceInput) (any, error) {
 		return done(svc.UntagResource(ctx, in))
-	})
-	s.routes["/ListTagsForResource"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.ListTagsForResourceInput) (any, error) {
+	}))
+	s.handle("/ListTagsForResource", "ListTagsForResource", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.ListTagsForResourceInput) (any, error) {
 		return svc.ListTagsForResource(ctx, in)
-	})
-	s.routes["/describeStreamStorageConfiguration"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
+	}))
+	s.handle("/describeStreamStorageConfiguration", "DescribeStreamStorageConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
 		return svc.DescribeStreamStorageConfiguration(ctx, in)
-	})
-	s.routes["/updateStreamStorageConfiguration"] = jsonOp(func(ctx context.Context, _ *http.Request, in *streams.UpdateStorageConfigurationInput) (any, error) {
+	}))
+	s.handle("/updateStreamStorageConfiguration", "UpdateStreamStorageConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateStorageConfigurationInput) (any, error) {
 		return done(svc.UpdateStreamStorageConfiguration(ctx, in))
-	})
+	}))
+}
+
+// maxListPages bounds the catalog pages one filtered ListStreams reads;
+// past it the caller gets a short page and a NextToken to continue.
+const maxListPages = 100
+
+// listStreams is ListStreams showing only the streams the caller may list
+// (access.Store.Allowed). Each catalog page asks for as many streams as are
+// still missing, so its NextToken resumes right after the last stream
+// examined, hidden or not, and no stream is skipped or listed twice.
+func (s *Server) listStreams(ctx context.Context, r *http.Request, in *streams.ListStreamsInput) (any, error) {
+	visible := s.visible(r, "ListStreams")
+	if visible == nil {
+		return s.streams.ListStreams(ctx, in)
+	}
+	limit := int64(streams.MaxListStreams)
+	if in.MaxResults != nil {
+		limit = *in.MaxResults // validated by the first page
+	}
+	page := *in
+	out := &streams.ListStreamsOutput{StreamInfoList: []streams.StreamInfo{}}
+	for range maxListPages {
+		missing := limit - int64(len(out.StreamInfoList))
+		page.MaxResults = &missing
+		res, err := s.streams.ListStreams(ctx, &page)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range res.StreamInfoList {
+			if visible(st.StreamName) {
+				out.StreamInfoList = append(out.StreamInfoList, st)
+			}
+		}
+		out.NextToken = res.NextToken
+		if res.NextToken == "" || int64(len(out.StreamInfoList)) == limit {
+			break
+		}
+		page.NextToken = &res.NextToken
+	}
+	return out, nil
 }

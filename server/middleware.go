@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
 )
 
@@ -21,6 +22,11 @@ type requestInfo struct {
 	log    *slog.Logger
 	stream string // set by the handler once it knows the stream
 	errTyp string // set by writeError paths for the access log
+
+	action    string        // IAM action of the route, e.g. "DescribeStream"
+	body      []byte        // the JSON body, read once by route (nil for PutMedia)
+	accessKey string        // verified access key id; "" while authentication is off
+	keys      *access.Store // the keys the request was authenticated with
 }
 
 func info(ctx context.Context) *requestInfo {

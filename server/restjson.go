@@ -1,14 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/openkvs/openkvs/api"
 )
@@ -34,24 +37,49 @@ func jsonContentType(v string) bool {
 	return mt == "application/json" || strings.HasPrefix(mt, "application/x-amz-json-") || strings.HasSuffix(mt, "+json")
 }
 
-// decodeJSON reads the request body into in; an empty body is "{}".
+// readBody reads a JSON request body, at most maxJSONBody bytes within
+// RequestTimeout, so that a slow or oversized body cannot hold a handler.
+// route calls it once, before authentication hashes the body; handlers
+// decode the bytes with decodeJSON.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	// An error means the writer has no connection (tests): no deadline then.
+	rc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		// The rest of the body is not read: net/http would otherwise drain
+		// it, without a deadline, to reuse the connection.
+		w.Header().Set("Connection", "close")
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, &api.Error{Type: "RequestEntityTooLargeException", Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("The request body is larger than %d bytes.", maxJSONBody)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, &api.Error{Type: "RequestTimeoutException", Status: http.StatusRequestTimeout,
+			Message: fmt.Sprintf("The request body was not received within %s.", s.cfg.RequestTimeout)}
+	case err != nil:
+		return nil, api.Serialization("Reading the request body failed: %v", err)
+	}
+	// Lift the deadline: net/http's background read, which watches for the
+	// client going away, would cancel the request context when it passes,
+	// and GetMedia streams long after its body is read.
+	rc.SetReadDeadline(time.Time{})
+	return body, nil
+}
+
+// decodeJSON decodes the request body that route read into in; an empty
+// body is "{}".
 func decodeJSON(r *http.Request, in any) error {
 	if !jsonContentType(r.Header.Get("Content-Type")) {
 		return api.UnsupportedMediaType("Content-Type %q is not supported; send application/json.", r.Header.Get("Content-Type"))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxJSONBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &api.Error{Type: "RequestEntityTooLargeException", Status: http.StatusRequestEntityTooLarge,
-			Message: fmt.Sprintf("The request body is larger than %d bytes.", maxJSONBody)}
-	}
-	if err != nil {
-		return api.Serialization("Reading the request body failed: %v", err)
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	body := info(r.Context()).body
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(in); err != nil {
 		return api.Serialization("%s", describeJSONError(err))
 	}

@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/ingest"
+	"github.com/openkvs/openkvs/media"
+	"github.com/openkvs/openkvs/sigv4"
 	"github.com/openkvs/openkvs/streams"
 )
 
@@ -28,14 +33,53 @@ type Config struct {
 	// after a shutdown signal.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+
+	// Region is the region SigV4 signatures must be scoped to.
+	Region string
+	// Credentials returns the access keys that may call the server; it is
+	// asked for every request, so a reloaded file applies to the next one.
+	// Nil turns authentication off.
+	Credentials func() *access.Store
+
+	// Limits against slow or malicious clients; zero means the default.
+	// There is no overall read or write timeout: PutMedia and GetMedia
+	// stream for as long as the client wants and set their own deadlines.
+
+	// ReadHeaderTimeout bounds the TLS handshake plus the request line and
+	// headers (slowloris). Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no new request.
+	// Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers; more is answered
+	// 431. Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// RequestTimeout bounds receiving the body of a JSON call and sending a
+	// control-plane response. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+
+	// Ingest runs PutMedia sessions; nil leaves /putMedia unserved.
+	Ingest *ingest.Manager
+	// Media serves GetMedia, GetMediaForFragmentList and ListFragments;
+	// nil leaves them unserved.
+	Media *media.Service
 }
+
+// Defaults of the Config limits.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultRequestTimeout    = time.Minute
+)
 
 // Server serves the KVS APIs over HTTP.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	streams *streams.Service
-	routes  map[string]http.HandlerFunc
+	cfg      Config
+	log      *slog.Logger
+	streams  *streams.Service
+	routes   map[string]route
+	verifier *sigv4.Verifier // nil while authentication is off
 }
 
 // New returns a Server for the given control plane.
@@ -46,8 +90,18 @@ func New(cfg Config, svc *streams.Service) *Server {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]http.HandlerFunc{}}
+	cfg.ReadHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]route{}, verifier: newVerifier(cfg)}
 	s.controlRoutes()
+	if cfg.Ingest != nil {
+		s.handle("/putMedia", "PutMedia", s.putMedia)
+	}
+	if cfg.Media != nil {
+		s.mediaRoutes()
+	}
 	return s
 }
 
@@ -63,7 +117,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	h, ok := s.routes[r.URL.Path]
+	rt, ok := s.routes[r.URL.Path]
 	if !ok {
 		writeError(w, r, api.UnknownOperation("No operation is served at %s %s.", r.Method, r.URL.Path))
 		return
@@ -73,7 +127,25 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.MethodNotAllowed("%s takes POST, not %s.", r.URL.Path, r.Method))
 		return
 	}
-	h(w, r)
+	ri := info(r.Context())
+	ri.action = rt.action
+	if !bodyStreams(rt.action) {
+		body, err := s.readBody(w, r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		ri.body = body
+	}
+	if err := s.authenticate(r, rt.action, ri.body); err != nil {
+		if bodyStreams(rt.action) {
+			// Do not let net/http drain a media stream nobody will read.
+			w.Header().Set("Connection", "close")
+		}
+		writeError(w, r, err)
+		return
+	}
+	rt.handler(w, r)
 }
 
 // dataEndpoint is the base URL returned by GetDataEndpoint for r.
@@ -94,10 +166,21 @@ func (s *Server) dataEndpoint(r *http.Request) string {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.cfg.Ingest != nil {
+		// PutMedia sessions never go idle by themselves: end them so that
+		// Shutdown can wait for the rest.
+		hs.RegisterOnShutdown(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			if err := s.cfg.Ingest.Shutdown(ctx); err != nil {
+				s.log.Warn("ingest shutdown", "err", err)
+			}
+		})
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -101,8 +101,10 @@ type Catalog interface {
 	// returns the first; reservations never overlap, across restarts too.
 	ReserveSequence(ctx context.Context, id int64, n uint64) (uint64, error)
 
-	// AddFragment indexes a fragment whose blobs are already durable.
-	AddFragment(ctx context.Context, f *Fragment) error
+	// AddFragments indexes fragments whose blobs are already durable, all
+	// or none: ErrExists if a number is taken, ErrNotFound if the stream is
+	// gone.
+	AddFragments(ctx context.Context, fs []*Fragment) error
 	// Fragments returns the indexed fragments of stream id among numbers, in
 	// the order asked; numbers with no row are left out.
 	Fragments(ctx context.Context, id int64, numbers []string) ([]*Fragment, error)
@@ -124,9 +126,9 @@ type Catalog interface {
 
 // Blobs keeps fragment payloads and headers as immutable objects.
 type Blobs interface {
-	// Put stores the object atomically: it is absent or complete and
-	// durable when Put returns nil.
-	Put(ctx context.Context, key string, data []byte) error
+	// Put stores everything r yields as the object, atomically: it is
+	// absent or complete, and durable when Put returns nil.
+	Put(ctx context.Context, key string, r io.Reader) error
 	// Open returns a reader of the object or ErrNotFound.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes the object; deleting a missing object is not an error.

@@ -100,7 +100,7 @@ func syncDir(dir string) error {
 }
 
 // Put writes the object durably and atomically.
-func (b *Blobs) Put(ctx context.Context, key string, data []byte) error {
+func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
 	path, err := b.path(key)
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func (b *Blobs) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)

@@ -13,9 +13,14 @@ const usage = `openkvs: a self-hosted server for the Kinesis Video Streams APIs.
 
 Usage:
   openkvs serve [flags]   run the server (openkvs serve -h lists the flags)
+  openkvs put --stream NAME [--create] [--realtime] FILE|-
+                          stream an MKV file or stdin to PutMedia
 
 Every flag can also be set with an OPENKVS_* environment variable named
 after it: --public-url is OPENKVS_PUBLIC_URL. A flag on the command line wins.
+
+Authentication is off only on a loopback address: elsewhere give
+--credentials FILE (SigV4 access keys; SIGHUP re-reads the file) or --insecure.
 `
 
 func main() {
@@ -33,6 +38,8 @@ func run(args []string) error {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:])
+	case "put":
+		return put(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/server"
 	"github.com/openkvs/openkvs/store/sqlite"
 	"github.com/openkvs/openkvs/streams"
@@ -25,6 +27,13 @@ type serveConfig struct {
 	addr, data, region, account, publicURL string
 	logLevel, logFormat                    string
 	shutdownTimeout                        time.Duration
+
+	credentials, tlsCert, tlsKey                   string
+	insecure                                       bool
+	readHeaderTimeout, idleTimeout, requestTimeout time.Duration
+	maxHeaderBytes                                 int
+
+	media mediaConfig
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
@@ -41,6 +50,15 @@ func serve(args []string) error {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGINT/SIGTERM")
+	fs.StringVar(&c.credentials, "credentials", "", "credentials `file` of access keys and policies; turns SigV4 authentication on (SIGHUP re-reads it)")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow listening on a non-loopback address without --credentials (anyone who can connect may call every API)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate `file` (chain) to serve HTTPS with; needs --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "time a client has for the TLS handshake, request line and headers")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in `bytes` (more is answered 431)")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "time a JSON API call has to send its body, and a control-plane answer to be sent")
+	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -66,6 +84,10 @@ func serve(args []string) error {
 		}
 		c.publicURL = c.publicURL[:len(c.publicURL)-len(urlSuffix(c.publicURL))]
 	}
+	creds, tlsConfig, err := c.loadSecurity()
+	if err != nil {
+		return err
+	}
 	if err := checkDataDir(c.data); err != nil {
 		return err
 	}
@@ -74,22 +96,53 @@ func serve(args []string) error {
 		return err
 	}
 	defer catalog.Close()
+	svc := streams.New(catalog, c.region, c.account)
+	dataPlane, err := openMedia(&c.media, c.data, catalog, svc, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", c.addr, unwrapSyscall(err))
 	}
+	tcpAddr := ln.Addr().(*net.TCPAddr)
+	authMode, err := c.authMode(tcpAddr, creds)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	publicURL := c.publicURL
 	if publicURL == "" {
-		publicURL = derivePublicURL(ln.Addr().(*net.TCPAddr))
+		publicURL = derivePublicURL(tcpAddr, scheme)
 	}
-	svc := streams.New(catalog, c.region, c.account)
-	srv := server.New(server.Config{PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log}, svc)
+	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
+		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
+		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout}
+	if creds != nil {
+		scfg.Credentials = creds.Store
+	}
+	srv := server.New(scfg, svc)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
-		"data", c.data, "region", c.region, "account", c.account)
+	// Catch SIGHUP before "listening" is logged: its default action would
+	// end the server.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, log, creds, hup)
+	dataPlane.run(ctx, c.media.sweepInterval)
+	if creds == nil && !tcpAddr.IP.IsLoopback() {
+		log.Warn("authentication is off on a non-loopback address (--insecure): anyone who can connect may call every API")
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+		"data", c.data, "region", c.region, "account", c.account, "auth", authMode)
 	return srv.Serve(ctx, ln)
 }
 
@@ -103,12 +156,12 @@ func urlSuffix(u string) string {
 }
 
 // derivePublicURL is the listen address as a URL, or "" (each request's
-// Host) when listening on all addresses.
-func derivePublicURL(a *net.TCPAddr) string {
+// scheme and Host) when listening on all addresses.
+func derivePublicURL(a *net.TCPAddr, scheme string) string {
 	if a.IP == nil || a.IP.IsUnspecified() {
 		return ""
 	}
-	return "http://" + a.String()
+	return scheme + "://" + a.String()
 }
 
 // checkDataDir creates dir and proves it writable, so that a bad directory
@@ -149,4 +202,80 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// loadSecurity checks the authentication, TLS and limit flags and loads the
+// credentials file (nil when none is given) and the TLS certificate (nil
+// config without TLS).
+func (c *serveConfig) loadSecurity() (*access.Reloader, *tls.Config, error) {
+	switch {
+	case c.readHeaderTimeout <= 0 || c.idleTimeout <= 0 || c.requestTimeout <= 0:
+		return nil, nil, fmt.Errorf("--read-header-timeout, --idle-timeout and --request-timeout must be positive")
+	case c.maxHeaderBytes < 4096:
+		return nil, nil, fmt.Errorf("--max-header-bytes %d is too small for SigV4-signed requests; give at least 4096", c.maxHeaderBytes)
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return nil, nil, fmt.Errorf("--tls-cert and --tls-key must be given together")
+	}
+	var creds *access.Reloader
+	if c.credentials != "" {
+		var err error
+		if creds, err = access.NewReloader(c.credentials); err != nil {
+			// NewReloader words its error as a reload ("reload: credentials
+			// file ..."); at start-up the file is being loaded.
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			return nil, nil, err
+		}
+	}
+	var tlsConfig *tls.Config
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS certificate %s and key %s: %w", c.tlsCert, c.tlsKey, err)
+		}
+		// No ALPN "h2": KVS clients speak HTTP/1.1 (PutMedia's chunked body
+		// and ACK stream, and signed transfer-encoding headers, are HTTP/1.1),
+		// and the limits above are the HTTP/1.1 server's.
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return creds, tlsConfig, nil
+}
+
+// authMode says how requests to a server bound to a are authenticated, for
+// the start-up log. Without credentials only a loopback address is served
+// unless --insecure says otherwise (DESIGN.md "Configuration and
+// defaults"): the refusal is one line that says so.
+func (c *serveConfig) authMode(a *net.TCPAddr, creds *access.Reloader) (string, error) {
+	switch {
+	case creds != nil:
+		return fmt.Sprintf("sigv4 (%d keys)", creds.Store().Len()), nil
+	case a.IP.IsLoopback():
+		return "off (loopback)", nil
+	case c.insecure:
+		return "off (--insecure)", nil
+	}
+	return "", fmt.Errorf("refusing to serve %s without authentication: give --credentials FILE, or --insecure to let anyone who can connect call every API", c.addr)
+}
+
+// reloadOnHangup re-reads the credentials file on each signal from hup
+// until ctx ends. Requests in flight and open connections keep going; a
+// file that fails to load is logged and the previous keys stay in force.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, creds *access.Reloader, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if creds == nil {
+			log.Warn("SIGHUP ignored: no --credentials file to re-read")
+			continue
+		}
+		if err := creds.Reload(); err != nil {
+			log.Error("credentials not reloaded; keeping the previous keys", "err", err)
+			continue
+		}
+		log.Info("credentials reloaded", "keys", creds.Store().Len())
+	}
 }

@@ -32,21 +32,84 @@ func scanFragments(rows *sql.Rows) ([]*store.Fragment, error) {
 	return out, rows.Err()
 }
 
-// AddFragment inserts the fragment's index row.
-func (c *Catalog) AddFragment(ctx context.Context, f *store.Fragment) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO fragments (`+fragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`,
-		f.StreamID, f.Number, f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(), f.Duration.Milliseconds(),
-		f.Size, f.BlobKey, f.HeaderKey)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("add fragment %s: %w", f.Number, store.ErrExists)
+// addRequest is one AddFragments call waiting for a group commit.
+type addRequest struct {
+	fs   []*store.Fragment
+	done chan error
+}
+
+// AddFragments inserts fragment rows durably, all or none. Concurrent
+// calls share one transaction and so one fsync (group commit): the caller
+// that gets the write lock commits every request queued by then.
+func (c *Catalog) AddFragments(ctx context.Context, fs []*store.Fragment) error {
+	req := &addRequest{fs: fs, done: make(chan error, 1)}
+	c.pendingMu.Lock()
+	c.pending = append(c.pending, req)
+	c.pendingMu.Unlock()
+
+	c.write.Lock()
+	c.pendingMu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.pendingMu.Unlock()
+	if len(batch) > 0 {
+		c.commitFragments(context.WithoutCancel(ctx), batch)
 	}
-	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) {
-		return fmt.Errorf("add fragment %s: stream %d: %w", f.Number, f.StreamID, store.ErrNotFound)
+	c.write.Unlock()
+	return <-req.done
+}
+
+// commitFragments inserts a batch of requests in one transaction, each
+// request inside a savepoint so that one whose rows violate a constraint
+// fails alone; a failed commit fails them all.
+func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
+	errs := make([]error, len(batch))
+	err := func() error {
+		tx, err := c.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+fragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, r := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
+				return err
+			}
+			for _, f := range r.fs {
+				_, err := stmt.ExecContext(ctx, f.StreamID, f.Number, f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(),
+					f.Duration.Milliseconds(), f.Size, f.BlobKey, f.HeaderKey)
+				switch {
+				case isUniqueViolation(err):
+					errs[i] = fmt.Errorf("add fragment %s: %w", f.Number, store.ErrExists)
+				case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY):
+					errs[i] = fmt.Errorf("add fragment %s: stream %d: %w", f.Number, f.StreamID, store.ErrNotFound)
+				case err != nil:
+					return err
+				}
+				if errs[i] != nil {
+					break
+				}
+			}
+			end := `RELEASE request`
+			if errs[i] != nil {
+				end = `ROLLBACK TO request; RELEASE request`
+			}
+			if _, err := tx.ExecContext(ctx, end); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, r := range batch {
+		if err != nil {
+			errs[i] = fmt.Errorf("add %d fragments: %w", len(r.fs), err)
+		}
+		r.done <- errs[i]
 	}
-	if err != nil {
-		return fmt.Errorf("add fragment %s: %w", f.Number, err)
-	}
-	return nil
 }
 
 // Fragments returns the rows for numbers, in the order asked.
@@ -123,6 +186,8 @@ func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, l
 
 // DeleteFragmentsBefore removes and returns fragments older than t.
 func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*store.Fragment, error) {
+	c.write.Lock()
+	defer c.write.Unlock()
 	rows, err := c.db.QueryContext(ctx, `DELETE FROM fragments WHERE stream_id = ? AND number IN (
 		SELECT number FROM fragments WHERE stream_id = ? AND server_ms < ? ORDER BY server_ms LIMIT ?)
 		RETURNING `+fragmentColumns, id, id, t.UnixMilli(), limit)

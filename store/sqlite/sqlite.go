@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -57,7 +58,15 @@ CREATE INDEX IF NOT EXISTS fragments_by_header ON fragments(header_key);
 `
 
 // Catalog is a store.Catalog backed by one SQLite file.
-type Catalog struct{ db *sql.DB }
+type Catalog struct {
+	db *sql.DB
+	// write serializes writers in Go: SQLite allows one writer at a time
+	// and makes the others sleep and retry, which costs milliseconds each.
+	write sync.Mutex
+	// pending holds fragment rows waiting for the next group commit.
+	pendingMu sync.Mutex
+	pending   []*addRequest
+}
 
 var _ store.Catalog = (*Catalog)(nil)
 
@@ -134,6 +143,8 @@ func isUniqueViolation(err error) bool {
 
 // CreateStream inserts s and sets s.ID.
 func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
+	c.write.Lock()
+	defer c.write.Unlock()
 	tags, err := encodeTags(s.Tags)
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", s.Name, err)
@@ -204,6 +215,8 @@ func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion 
 	if err != nil {
 		return fmt.Errorf("update stream %s: %w", s.Name, err)
 	}
+	c.write.Lock()
+	defer c.write.Unlock()
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update stream %s: %w", s.Name, err)
@@ -234,6 +247,8 @@ func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion 
 
 // DeleteStream removes the stream and, by cascade, its fragment rows.
 func (c *Catalog) DeleteStream(ctx context.Context, id int64) error {
+	c.write.Lock()
+	defer c.write.Unlock()
 	res, err := c.db.ExecContext(ctx, `DELETE FROM streams WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete stream %d: %w", id, err)
@@ -246,6 +261,8 @@ func (c *Catalog) DeleteStream(ctx context.Context, id int64) error {
 
 // ReserveSequence advances the stream's sequence high-water mark by n.
 func (c *Catalog) ReserveSequence(ctx context.Context, id int64, n uint64) (uint64, error) {
+	c.write.Lock()
+	defer c.write.Unlock()
 	var next int64
 	err := c.db.QueryRowContext(ctx, `UPDATE streams SET next_seq = next_seq + ? WHERE id = ? RETURNING next_seq - ?`,
 		int64(n), id, int64(n)).Scan(&next)

@@ -45,20 +45,20 @@ func testBlobRoundTrip(t *testing.T, open OpenBlobs) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	payload := bytes.Repeat([]byte{0x1f, 0x43, 0xb6, 0x75}, 100_000)
-	if err := b.Put(ctx, "s1/f/0001", payload); err != nil {
+	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader(payload)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "s1/f/0001"); !bytes.Equal(got, payload) {
 		t.Fatalf("read back %d bytes, want the %d written", len(got), len(payload))
 	}
 	// Objects are immutable, but a second Put of the same key replaces it whole.
-	if err := b.Put(ctx, "s1/f/0001", []byte("x")); err != nil {
+	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader([]byte("x"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "s1/f/0001"); string(got) != "x" {
 		t.Fatalf("after overwrite read %q", got)
 	}
-	if err := b.Put(ctx, "empty", nil); err != nil {
+	if err := b.Put(ctx, "empty", bytes.NewReader(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "empty"); len(got) != 0 {
@@ -94,7 +94,7 @@ func testBlobList(t *testing.T, open OpenBlobs) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	for _, k := range []string{"s1/f/2", "s1/f/1", "s1/h/a", "s10/f/1", "s2/f/1"} {
-		if err := b.Put(ctx, k, []byte(k)); err != nil {
+		if err := b.Put(ctx, k, bytes.NewReader([]byte(k))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,7 +120,7 @@ func testBlobList(t *testing.T, open OpenBlobs) {
 func testBlobPersistence(t *testing.T, open OpenBlobs) {
 	dir := t.TempDir()
 	b := open(t, dir)
-	if err := b.Put(context.Background(), "s9/h/x", []byte("header")); err != nil {
+	if err := b.Put(context.Background(), "s9/h/x", bytes.NewReader([]byte("header"))); err != nil {
 		t.Fatal(err)
 	}
 	b = open(t, dir)
@@ -132,7 +132,7 @@ func testBlobPersistence(t *testing.T, open OpenBlobs) {
 func testBlobInvalidKeys(t *testing.T, open OpenBlobs) {
 	b := open(t, t.TempDir())
 	for _, k := range []string{"", "/abs", "a/../b", "a//b", "..", "a/./b"} {
-		if err := b.Put(context.Background(), k, []byte("x")); err == nil {
+		if err := b.Put(context.Background(), k, bytes.NewReader([]byte("x"))); err == nil {
 			t.Errorf("Put(%q) succeeded", k)
 		}
 	}
@@ -147,7 +147,7 @@ func testBlobConcurrent(t *testing.T, open OpenBlobs) {
 		wg.Go(func() {
 			for j := range 4 {
 				k := fmt.Sprintf("s%d/f/%d", i%3, i*10+j)
-				if err := b.Put(ctx, k, []byte(k)); err != nil {
+				if err := b.Put(ctx, k, bytes.NewReader([]byte(k))); err != nil {
 					errs <- err
 				}
 			}

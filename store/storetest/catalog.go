@@ -30,6 +30,7 @@ func TestCatalog(t *testing.T, open OpenCatalog) {
 		"FragmentRetention":  testFragmentRetention,
 		"DeleteCascades":     testDeleteCascades,
 		"ConcurrentSequence": testConcurrentSequence,
+		"ConcurrentAdds":     testConcurrentAdds,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
@@ -180,7 +181,7 @@ func testPersistence(t *testing.T, open OpenCatalog) {
 		t.Fatal(err)
 	}
 	f := fragment(s.ID, 1, 0)
-	if err := c.AddFragment(ctx, f); err != nil {
+	if err := c.AddFragments(ctx, []*store.Fragment{f}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -295,16 +296,23 @@ func testFragmentIndex(t *testing.T, open OpenCatalog) {
 		if i == 6 { // producer time equal to fragment 5: ties order by number
 			f.ProducerTime = all[4].ProducerTime
 		}
-		if err := c.AddFragment(ctx, f); err != nil {
+		if err := c.AddFragments(ctx, []*store.Fragment{f}); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, f)
 	}
-	if err := c.AddFragment(ctx, all[0]); !errors.Is(err, store.ErrExists) {
+	if err := c.AddFragments(ctx, []*store.Fragment{all[0]}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("duplicate AddFragment error = %v, want ErrExists", err)
 	}
-	if err := c.AddFragment(ctx, fragment(987654, 1, 0)); err == nil {
-		t.Error("AddFragment for a missing stream succeeded")
+	if err := c.AddFragments(ctx, []*store.Fragment{fragment(987654, 1, 0)}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AddFragments for a missing stream error = %v, want ErrNotFound", err)
+	}
+	// A batch is all or nothing.
+	if err := c.AddFragments(ctx, []*store.Fragment{fragment(s.ID, 50, 0), all[1]}); !errors.Is(err, store.ErrExists) {
+		t.Errorf("AddFragments with a duplicate error = %v, want ErrExists", err)
+	}
+	if ok, _ := c.HasBlobKey(ctx, fragment(s.ID, 50, 0).BlobKey); ok {
+		t.Error("a failed batch left a row behind")
 	}
 
 	got, err := c.Fragments(ctx, s.ID, []string{all[7].Number, "123", all[2].Number})
@@ -361,7 +369,7 @@ func testFragmentRetention(t *testing.T, open OpenCatalog) {
 	var all []*store.Fragment
 	for i := 1; i <= 5; i++ {
 		f := fragment(s.ID, i, int64(i)*2000)
-		c.AddFragment(ctx, f)
+		c.AddFragments(ctx, []*store.Fragment{f})
 		all = append(all, f)
 	}
 	gone, err := c.DeleteFragmentsBefore(ctx, s.ID, all[3].ServerTime, 2)
@@ -386,11 +394,32 @@ func testDeleteCascades(t *testing.T, open OpenCatalog) {
 	c := openTemp(t, open)
 	s := mustCreate(t, c, newStream("gone"))
 	f := fragment(s.ID, 1, 0)
-	c.AddFragment(ctx, f)
+	c.AddFragments(ctx, []*store.Fragment{f})
 	if err := c.DeleteStream(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := c.HasBlobKey(ctx, f.BlobKey); ok {
 		t.Error("fragment row survived DeleteStream")
+	}
+}
+
+// Concurrent batches, as many ingest sessions send them, all land.
+func testConcurrentAdds(t *testing.T, open OpenCatalog) {
+	ctx := context.Background()
+	c := openTemp(t, open)
+	s := mustCreate(t, c, newStream("many"))
+	errs := make(chan error, 20)
+	for w := range 20 {
+		go func() {
+			errs <- c.AddFragments(ctx, []*store.Fragment{fragment(s.ID, w*2+1, 0), fragment(s.ID, w*2+2, 0)})
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if all, _ := c.FragmentsAfter(ctx, s.ID, "", 100); len(all) != 40 {
+		t.Errorf("%d fragments indexed, want 40", len(all))
 	}
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/ingest"
+	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/media"
+	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/streams"
+	"github.com/openkvs/openkvs/sweeper"
+)
+
+// mediaConfig holds the data-plane flags: ingest limits, live memory and
+// the sweeper.
+type mediaConfig struct {
+	ingest        ingest.Options
+	read          media.Options
+	live          live.Options
+	sweepInterval time.Duration
+}
+
+func (m *mediaConfig) flags(fs *flag.FlagSet) {
+	fs.Int64Var(&m.ingest.MaxFragmentSize, "max-fragment-size", 50_000_000, "largest fragment PutMedia accepts, in `bytes` (ERROR 4001 above)")
+	fs.DurationVar(&m.ingest.MaxFragmentDuration, "max-fragment-duration", 20*time.Second, "longest fragment PutMedia accepts (ERROR 4002 above)")
+	fs.Float64Var(&m.ingest.CallsPerSecond, "putmedia-calls-per-second", 5, "PutMedia calls per stream per second (ClientLimitExceededException above)")
+	fs.Float64Var(&m.ingest.BytesPerSecond, "putmedia-bytes-per-second", 12.5e6, "ingest rate per stream in `bytes/s` (the body is read no faster)")
+	fs.Int64Var(&m.live.MaxStreamBytes, "live-stream-bytes", 64<<20, "memory for each stream's window of recent fragments, in `bytes`")
+	fs.Int64Var(&m.live.MaxTotalBytes, "live-total-bytes", 1<<30, "memory for all live windows together, in `bytes`")
+	fs.DurationVar(&m.live.MaxAge, "live-window", 5*time.Minute, "how long complete fragments stay in memory for live readers")
+	fs.Float64Var(&m.read.CallsPerSecond, "getmedia-calls-per-second", 5, "GetMedia calls per stream per second (ClientLimitExceededException above)")
+	fs.IntVar(&m.read.MaxConnections, "getmedia-connections", 3, "concurrent GetMedia connections per stream (ConnectionLimitExceededException above)")
+	fs.Float64Var(&m.read.BytesPerSecond, "getmedia-bytes-per-second", 25e6, "GetMedia rate per session in `bytes/s`")
+	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
+}
+
+// dataPlane is the running data plane.
+type dataPlane struct {
+	ingest  *ingest.Manager
+	media   *media.Service
+	hub     *live.Hub
+	sweeper *sweeper.Sweeper
+}
+
+// openMedia opens fragment storage under data and wires ingest, the live
+// hub and the sweeper to the control plane.
+func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.Service, log *slog.Logger) (*dataPlane, error) {
+	blobs, err := file.Open(filepath.Join(data, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
+		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
+	}
+	hub := live.NewHub(m.live)
+	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
+	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log, Busy: mgr.Busy}
+	svc.OnChange(mgr.StreamChanged)
+	svc.OnChange(func(old, new *store.Stream) {
+		if new == nil {
+			go func() {
+				if err := sw.StreamDeleted(context.Background(), old.ID); err != nil {
+					log.Error("delete stream data", "stream", old.Name, "err", err)
+				}
+			}()
+		} else if new.RetentionHours < old.RetentionHours {
+			// A shorter retention deletes older data at once.
+			go func() {
+				if err := sw.Expired(context.Background()); err != nil {
+					log.Error("retention sweep", "err", err)
+				}
+			}()
+		}
+	})
+	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
+	reads := media.New(catalog, blobs, hub, m.read, log)
+	return &dataPlane{ingest: mgr, media: reads, hub: hub, sweeper: sw}, nil
+}
+
+// run starts the background work until ctx ends.
+func (m *dataPlane) run(ctx context.Context, interval time.Duration) {
+	go m.sweeper.Run(ctx, interval)
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+
+	"github.com/openkvs/openkvs/client"
+)
+
+// clientConfig is what every client command needs to reach a server.
+type clientConfig struct {
+	endpoint, region string
+}
+
+func (c *clientConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.endpoint, "endpoint", "http://127.0.0.1:4567", "`URL` of the openkvs (or KVS) control plane")
+	fs.StringVar(&c.region, "region", "us-east-1", "AWS `region` to sign requests for")
+}
+
+// aws loads credentials the way the AWS CLI does (environment, shared
+// files); without any, requests go unsigned, which a server with
+// authentication off accepts.
+func (c *clientConfig) aws(ctx context.Context) (aws.Config, bool, error) {
+	// No instance-metadata lookup: openkvs users are rarely on EC2, and
+	// the probe costs a timeout and a warning.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(c.region), config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	if err != nil {
+		return aws.Config{}, false, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	cfg.BaseEndpoint = aws.String(c.endpoint)
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		cfg.Credentials = aws.AnonymousCredentials{}
+		return cfg, false, nil
+	}
+	return cfg, true, nil
+}
+
+// signer signs data-plane requests whose bodies stream (SigV4 with an
+// unsigned payload, kvs-protocol.md §1.3).
+func signer(cfg aws.Config, region string) func(*http.Request) error {
+	s := v4.NewSigner()
+	return func(r *http.Request) error {
+		creds, err := cfg.Credentials.Retrieve(r.Context())
+		if err != nil {
+			return err
+		}
+		r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		return s.SignHTTP(r.Context(), creds, r, "UNSIGNED-PAYLOAD", "kinesisvideo", region, time.Now())
+	}
+}
+
+func put(args []string) error {
+	var c clientConfig
+	var stream string
+	var create, realtime bool
+	var retention int
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	c.flags(fs)
+	fs.StringVar(&stream, "stream", "", "stream `name` (required)")
+	fs.BoolVar(&create, "create", false, "create the stream if it does not exist")
+	fs.IntVar(&retention, "retention", 24, "data retention in `hours` of a stream made by --create")
+	fs.BoolVar(&realtime, "realtime", false, "send frames at the pace of their timecodes, as a camera would")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: openkvs put --stream NAME [--create] [--realtime] FILE|-\n\nStreams an MKV file (or stdin) to PutMedia, re-sending what was not yet\npersisted after a dropped connection.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if stream == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("put needs --stream and one FILE (or - for stdin)")
+	}
+	in := io.Reader(os.Stdin)
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, signed, err := c.aws(ctx)
+	if err != nil {
+		return err
+	}
+	kv := kinesisvideo.NewFromConfig(cfg)
+	info, err := describeOrCreate(ctx, kv, stream, create, retention)
+	if err != nil {
+		return err
+	}
+	ep, err := kv.GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: types.APINamePutMedia})
+	if err != nil {
+		return fmt.Errorf("get data endpoint: %w", err)
+	}
+	opts := client.PutOptions{Endpoint: aws.ToString(ep.DataEndpoint), Stream: stream, TimecodeType: "RELATIVE", Realtime: realtime, AckOn: "PERSISTED"}
+	if aws.ToInt32(info.DataRetentionInHours) == 0 {
+		opts.AckOn = "RECEIVED" // a stream that keeps no data sends no PERSISTED
+	}
+	if signed {
+		opts.Sign = signer(cfg, c.region)
+	}
+	prog := newProgress(opts.AckOn)
+	opts.OnAck = prog.ack
+	stats, err := client.Put(ctx, opts, in)
+	prog.done(stats)
+	return err
+}
+
+// describeOrCreate returns the stream, creating it first if asked to.
+func describeOrCreate(ctx context.Context, kv *kinesisvideo.Client, name string, create bool, retention int) (*types.StreamInfo, error) {
+	out, err := kv.DescribeStream(ctx, &kinesisvideo.DescribeStreamInput{StreamName: &name})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) && create {
+		if _, err := kv.CreateStream(ctx, &kinesisvideo.CreateStreamInput{StreamName: &name, DataRetentionInHours: aws.Int32(int32(retention))}); err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", name, err)
+		}
+		out, err = kv.DescribeStream(ctx, &kinesisvideo.DescribeStreamInput{StreamName: &name})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe stream %s: %w", name, err)
+	}
+	return out.StreamInfo, nil
+}
+
+// progress prints one status line per second while an upload runs.
+type progress struct {
+	mu          sync.Mutex
+	start, last time.Time
+	ackOn       string
+	buffering   int
+	acked       int
+}
+
+func newProgress(ackOn string) *progress {
+	now := time.Now()
+	return &progress{start: now, last: now, ackOn: ackOn}
+}
+
+func (p *progress) ack(a client.Ack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch a.EventType {
+	case "BUFFERING":
+		p.buffering++
+	case p.ackOn:
+		p.acked++
+	case "ERROR":
+		fmt.Fprintf(os.Stderr, "ERROR %d %s for fragment %s\n", a.ErrorID, a.ErrorCode, a.FragmentNumber)
+	}
+	if time.Since(p.last) >= time.Second {
+		p.last = time.Now()
+		fmt.Fprintf(os.Stderr, "%s: %d fragments sent, %d %s\n", time.Since(p.start).Round(time.Second), p.buffering, p.acked, p.ackOn)
+	}
+}
+
+func (p *progress) done(s client.PutStats) {
+	secs := time.Since(p.start).Seconds()
+	fmt.Fprintf(os.Stderr, "done: %d fragments, %d %s, %.1f MB in %.1fs (%.2f MB/s), %d reconnects\n",
+		s.Fragments, s.Acked, p.ackOn, float64(s.Bytes)/1e6, secs, float64(s.Bytes)/1e6/secs, s.Reconnects)
+}

@@ -1,0 +1,303 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/synth"
+)
+
+func createStream(t *testing.T, srv *serverProc, name string, retention int32) {
+	t.Helper()
+	_, err := srv.control().CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(name), DataRetentionInHours: aws.Int32(retention)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func media(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "media", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// clusterSpans splits MKV bytes at every Cluster ID: an oracle for what
+// each fragment must hold that does not use openkvs's own parser.
+func clusterSpans(data []byte) [][]byte {
+	var starts []int
+	for i := 0; i+4 <= len(data); i++ {
+		if bytes.Equal(data[i:i+4], synth.ClusterID) {
+			starts = append(starts, i)
+		}
+	}
+	var out [][]byte
+	for k, s := range starts {
+		end := len(data)
+		if k+1 < len(starts) {
+			end = starts[k+1]
+		}
+		out = append(out, data[s:end])
+	}
+	return out
+}
+
+// stored opens the data directory of a stopped server and returns the
+// stream's indexed fragments in number order with their payloads.
+func stored(t *testing.T, srv *serverProc, stream string) ([]*store.Fragment, [][]byte) {
+	t.Helper()
+	c, err := sqlite.Open(filepath.Join(srv.Data, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := file.Open(filepath.Join(srv.Data, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.StreamByName(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frags, err := c.FragmentsAfter(context.Background(), st.ID, "", 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data [][]byte
+	for _, f := range frags {
+		r, err := b.Open(context.Background(), f.BlobKey)
+		if err != nil {
+			t.Fatalf("fragment %s: %v", f.Number, err)
+		}
+		d, _ := io.ReadAll(r)
+		r.Close()
+		data = append(data, d)
+	}
+	return frags, data
+}
+
+func TestPutMediaClient(t *testing.T) {
+	srv := startServer(t)
+	createStream(t, srv, "cam", 24)
+	src := media(t, "h264_aac.mkv")
+	var acks []client.Ack
+	stats, err := client.Put(ctx(t), client.PutOptions{Endpoint: srv.URL, Stream: "cam", OnAck: func(a client.Ack) { acks = append(acks, a) }}, bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Fragments != 3 || stats.Acked != 3 || stats.Bytes != int64(len(src)) || stats.Reconnects != 0 {
+		t.Errorf("stats = %+v, want 3 fragments, 3 acknowledged, %d bytes, no reconnects", stats, len(src))
+	}
+	var events []string
+	for _, a := range acks {
+		events = append(events, a.EventType)
+	}
+	if n := strings.Count(strings.Join(events, " "), "PERSISTED"); n != 3 {
+		t.Errorf("ACK events %v: %d PERSISTED, want 3", events, n)
+	}
+	srv.Stop()
+	frags, data := stored(t, srv, "cam")
+	want := clusterSpans(src)
+	if len(frags) != len(want) {
+		t.Fatalf("%d fragments stored, want %d", len(frags), len(want))
+	}
+	for k := range want {
+		if !bytes.Equal(data[k], want[k]) {
+			t.Errorf("fragment %d: stored bytes differ from the file's cluster", k)
+		}
+		if frags[k].Number != acks[0].FragmentNumber && k == 0 {
+			t.Errorf("first stored fragment %s, first ACK named %s", frags[k].Number, acks[0].FragmentNumber)
+		}
+	}
+}
+
+func TestPutMediaRequestErrors(t *testing.T) {
+	srv := startServer(t)
+	createStream(t, srv, "cam", 1)
+	cases := []struct {
+		name    string
+		headers map[string]string
+		status  int
+		typ     string
+		msg     string
+	}{
+		{"no stream", map[string]string{"x-amzn-fragment-timecode-type": "ABSOLUTE"}, 400, "InvalidArgumentException",
+			"PutMedia needs the header x-amzn-stream-name or x-amzn-stream-arn."},
+		{"bad timecode type", map[string]string{"x-amzn-stream-name": "cam", "x-amzn-fragment-timecode-type": "NOW"}, 400, "InvalidArgumentException",
+			`Header x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE, not "NOW".`},
+		{"relative without start", map[string]string{"x-amzn-stream-name": "cam", "x-amzn-fragment-timecode-type": "RELATIVE"}, 400, "InvalidArgumentException",
+			"Header x-amzn-producer-start-timestamp is required with RELATIVE timecodes."},
+		{"bad start", map[string]string{"x-amzn-stream-name": "cam", "x-amzn-fragment-timecode-type": "RELATIVE", "x-amzn-producer-start-timestamp": "yesterday"}, 400, "InvalidArgumentException",
+			`Header x-amzn-producer-start-timestamp: producer start timestamp "yesterday": not epoch seconds.`},
+		{"unknown stream", map[string]string{"x-amzn-stream-name": "nope", "x-amzn-fragment-timecode-type": "ABSOLUTE"}, 404, "ResourceNotFoundException",
+			"The requested stream is not found or not active."},
+		{"bad stream name", map[string]string{"x-amzn-stream-name": "no pe", "x-amzn-fragment-timecode-type": "ABSOLUTE"}, 400, "InvalidArgumentException",
+			"1 validation error detected: Value 'no pe' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/putMedia", bytes.NewReader(media(t, "h264.mkv")))
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]string
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tc.status || resp.Header.Get("x-amzn-ErrorType") != tc.typ+":https://kinesisvideo.amazonaws.com/doc/2017-09-30/" {
+				t.Errorf("status %d, type %q", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+			}
+			if diff := cmp.Diff(map[string]string{"__type": tc.typ, "Message": tc.msg}, body); diff != "" {
+				t.Errorf("body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPutCLI(t *testing.T) {
+	srv := startServer(t)
+	cmd := exec.CommandContext(ctx(t), binary, "put", "--endpoint", srv.URL, "--stream", "cli", "--create", "--retention", "2",
+		filepath.Join("..", "testdata", "media", "unknown_size.mkv"))
+	cmd.Env = awsEnv(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openkvs put: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "done: 3 fragments, 3 PERSISTED") {
+		t.Errorf("openkvs put printed %q, want it to report 3 fragments PERSISTED", out)
+	}
+	info := describe(t, srv.control(), "cli")
+	if aws.ToInt32(info.DataRetentionInHours) != 2 {
+		t.Errorf("--create made retention %d, want 2", aws.ToInt32(info.DataRetentionInHours))
+	}
+	srv.Stop()
+	frags, data := stored(t, srv, "cli")
+	want := clusterSpans(media(t, "unknown_size.mkv"))
+	if len(frags) != 3 {
+		t.Fatalf("%d fragments stored, want 3", len(frags))
+	}
+	for k := range want {
+		if !bytes.Equal(data[k], want[k]) {
+			t.Errorf("fragment %d differs from the file", k)
+		}
+	}
+}
+
+// cutProxy forwards TCP connections to target and cuts the first one after
+// limit bytes from the client, as a network failure would.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	cuts  int
+	limit int64
+}
+
+func newCutProxy(t *testing.T, target string, limit int64) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, limit: limit}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c, strings.TrimPrefix(target, "http://"))
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn, target string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	p.mu.Lock()
+	cut := p.cuts == 0
+	p.cuts++
+	p.mu.Unlock()
+	go io.Copy(c, up)
+	if cut {
+		io.CopyN(up, c, p.limit)
+		return // both ends close mid-request
+	}
+	io.Copy(up, c)
+}
+
+func TestPutMediaReconnect(t *testing.T) {
+	srv := startServer(t)
+	createStream(t, srv, "cam", 24)
+	// Ten 200 KB fragments; the first connection dies after about four.
+	v := synth.Video{Bitrate: 800_000}
+	var src []byte
+	src = append(src, synth.Header(1)...)
+	var want [][]byte
+	for i := range 10 {
+		frag := bytes.Join(v.Fragment(0, i), nil)
+		want = append(want, frag)
+		src = append(src, frag...)
+	}
+	proxy := newCutProxy(t, srv.URL, int64(len(src)*4/10))
+	stats, err := client.Put(ctx(t), client.PutOptions{Endpoint: "http://" + proxy.ln.Addr().String(), Stream: "cam"}, bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Reconnects < 1 || stats.Acked != 10 || stats.Fragments != 10 {
+		t.Errorf("stats = %+v, want at least one reconnect and 10 fragments acknowledged", stats)
+	}
+	srv.Stop()
+	_, data := stored(t, srv, "cam")
+	// Every fragment is stored; one the first connection delivered but
+	// could not acknowledge may be stored twice, as on AWS.
+	seen := map[int]int{}
+	for _, d := range data {
+		k := indexOf(want, d)
+		if k < 0 {
+			t.Fatalf("a stored fragment (%d bytes) matches no fragment sent", len(d))
+		}
+		seen[k]++
+	}
+	for k := range want {
+		if seen[k] == 0 {
+			t.Errorf("fragment %d was never stored", k)
+		}
+	}
+}
+
+func indexOf(list [][]byte, b []byte) int {
+	for i, x := range list {
+		if bytes.Equal(x, b) {
+			return i
+		}
+	}
+	return -1
+}

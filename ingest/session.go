@@ -1,0 +1,674 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/mkv"
+	"github.com/openkvs/openkvs/store"
+)
+
+// TimecodeType says how Cluster timecodes become producer timestamps.
+type TimecodeType int
+
+// The two x-amzn-fragment-timecode-type values.
+const (
+	Absolute TimecodeType = iota // timecode × TimecodeScale is the epoch time
+	Relative                     // producer start timestamp + timecode × TimecodeScale
+)
+
+// Params describe one PutMedia call once its headers have been validated.
+type Params struct {
+	TimecodeType TimecodeType
+	StartTime    time.Time // producer start timestamp, used with Relative
+	Body         io.Reader
+	// SetReadDeadline, when set, lets the session end a body read that
+	// blocks: on idle timeout, takeover, stream deletion or shutdown.
+	SetReadDeadline func(time.Time) error
+	// Ack writes and flushes one ACK line; an error means the client is gone.
+	Ack func(line []byte) error
+}
+
+// seqBlock is how many fragment sequence numbers a session reserves in the
+// catalog at a time.
+const seqBlock = 64
+
+// maxDrain bounds the body bytes read after an ERROR ACK: the producer
+// stops sending when it sees the ERROR (kvs-protocol.md §4.5).
+const (
+	maxDrainBytes = 64 << 20
+	maxDrainTime  = 10 * time.Second
+)
+
+// Session is one PutMedia connection.
+type Session struct {
+	m      *Manager
+	stream *store.Stream
+	lim    *streamLimits
+	done   chan struct{}
+
+	mu          sync.Mutex
+	cause       error // why the session was stopped from outside
+	setDeadline func(time.Time) error
+
+	// Owned by the Run goroutine.
+	header       *mkv.Header
+	headerFirst  bool // the next fragment is the first after header
+	seqNext      uint64
+	seqEnd       uint64
+	cur          *fragment
+	prevTimecode uint64
+	havePrev     bool
+	aborted      *fragment // the fragment an ERROR ACK names
+	p            Params
+	acks         chan Ack
+	persistQ     chan *fragment
+	headersSaved map[string]bool // owned by the persister goroutine
+}
+
+// fragment is the fragment being received.
+type fragment struct {
+	number       string
+	timecode     uint64
+	producerTime time.Time
+	serverTime   time.Time
+	size         int64 // bytes so far; the bytes themselves are in live
+	header       []byte
+	live         *live.Fragment
+	tracks       map[uint64]*trackSpan
+	metadataTags int
+}
+
+// trackSpan follows one track's frames to derive the fragment's duration.
+type trackSpan struct {
+	first, last int64 // relative timecodes of the first and latest frames
+	minStart    int64
+	maxEnd      int64 // latest frame end with a known duration
+	interval    int64 // smallest positive step between consecutive frames
+	frames      int
+}
+
+func newSession(m *Manager, st *store.Stream, lim *streamLimits) *Session {
+	return &Session{m: m, stream: st, lim: lim, done: make(chan struct{}), headersSaved: map[string]bool{}}
+}
+
+// stop ends the session from outside; a blocked body read is cut short.
+func (s *Session) stop(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cause != nil {
+		return
+	}
+	s.cause = cause
+	if s.setDeadline != nil {
+		s.setDeadline(time.Now())
+	}
+}
+
+func (s *Session) stopCause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cause
+}
+
+// Run reads the body to its end, acknowledging as it goes. It returns the
+// error that ended the session, nil for a clean end of body.
+func (s *Session) Run(ctx context.Context, p Params) error {
+	defer close(s.done)
+	defer s.m.release(s)
+	s.p = p
+	s.mu.Lock()
+	s.setDeadline = p.SetReadDeadline
+	stopped := s.cause != nil
+	s.mu.Unlock()
+	if stopped {
+		return s.stopCause()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.acks = make(chan Ack, 64)
+	writerDone := make(chan struct{})
+	go s.writeAcks(writerDone)
+	s.persistQ = make(chan *fragment, 4)
+	persisterDone := make(chan struct{})
+	go s.persist(ctx, persisterDone)
+	body := newBodyReader(ctx, s, p)
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	idleDone := make(chan struct{})
+	go s.sendIdle(idleCtx, body, idleDone)
+
+	err := s.receive(mkv.NewSplitter(body, mkv.SplitterOptions{MaxElementSize: s.m.opts.MaxFragmentSize}), body)
+
+	stopIdle()
+	<-idleDone
+	close(s.persistQ)
+	<-persisterDone
+	if err == nil {
+		err = s.stopCause() // a failure elsewhere (storage, ACK writes) that the body outlived
+	}
+	var ae *ackError
+	if errors.As(err, &ae) {
+		s.ackError(ae.class)
+		s.drain(body)
+	}
+	close(s.acks)
+	<-writerDone
+	if err != nil {
+		s.m.log.Info("putMedia session ended", "stream", s.stream.Name, "err", err)
+	}
+	return err
+}
+
+// receive splits the body into fragments until it ends.
+func (s *Session) receive(sp *mkv.Splitter, body *bodyReader) error {
+	for {
+		ev, err := sp.Next()
+		if err != nil {
+			return s.endOfBody(err, body)
+		}
+		switch e := ev.(type) {
+		case *mkv.Header:
+			// A new header starts a new timecode base (the producer
+			// restarted its MKV generator).
+			s.header, s.headerFirst, s.havePrev = e, true, false
+		case *mkv.FragmentStart:
+			err = s.begin(e)
+		case *mkv.Frame:
+			err = s.frame(e)
+		case *mkv.FragmentData:
+			err = s.data(e.Data, e.Tags)
+		case *mkv.FragmentEnd:
+			err = s.end()
+		case *mkv.Trailer:
+			// Elements after an end-of-fragment tag that no Cluster
+			// followed belong to no fragment.
+		}
+		if err != nil {
+			s.abort()
+			return err
+		}
+	}
+}
+
+// endOfBody classifies what ended the body and finishes the open fragment.
+func (s *Session) endOfBody(err error, body *bodyReader) error {
+	if errors.Is(err, io.EOF) {
+		return nil // the splitter closed the open fragment already
+	}
+	cause := s.stopCause()
+	switch {
+	case cause == errStreamDeleted:
+		s.abort()
+		return fail(ErrStreamNotActive, "stream %s was deleted", s.stream.Name)
+	case cause != nil:
+		s.abort()
+		return cause
+	case body.idle() && errors.Is(err, os.ErrDeadlineExceeded):
+		// Silence for IdleTimeout ends the session like the end of the
+		// body: what was received is complete up to its last frame.
+		if s.cur != nil {
+			if err := s.end(); err != nil {
+				s.abort()
+				return err
+			}
+		}
+		return nil
+	case errors.Is(err, mkv.ErrTooLarge):
+		s.abort()
+		return fail(ErrFragmentTooLarge, "%v", err)
+	case errors.Is(err, mkv.ErrInvalid):
+		s.abort()
+		return fail(ErrInvalidMKV, "%v", err)
+	}
+	s.abort()
+	return fail(ErrStreamRead, "read body: %v", err)
+}
+
+// abort drops the open fragment: it is neither acknowledged nor stored.
+func (s *Session) abort() {
+	if s.cur != nil {
+		if s.cur.live != nil {
+			s.cur.live.Abort()
+		}
+		s.aborted, s.cur = s.cur, nil
+	}
+}
+
+// nextNumber allocates the next fragment number.
+func (s *Session) nextNumber(now time.Time) (string, error) {
+	if s.seqNext == s.seqEnd {
+		first, err := s.m.catalog.ReserveSequence(context.Background(), s.stream.ID, seqBlock)
+		if err != nil {
+			return "", fmt.Errorf("reserve fragment numbers: %w", err)
+		}
+		s.seqNext, s.seqEnd = first, first+seqBlock
+	}
+	n := store.FragmentNumber(s.seqNext, now.UnixMilli())
+	s.seqNext++
+	return n, nil
+}
+
+func (s *Session) scale() int64 { return int64(s.header.TimecodeScale) }
+
+// begin opens a fragment at a Cluster start and sends BUFFERING.
+func (s *Session) begin(e *mkv.FragmentStart) error {
+	now := time.Now()
+	number, err := s.nextNumber(now)
+	if err != nil {
+		return fail(ErrInternal, "%v", err)
+	}
+	f := &fragment{number: number, timecode: e.Timecode, serverTime: now.Truncate(time.Millisecond), tracks: map[uint64]*trackSpan{}}
+	s.cur = f // so that an ERROR below names this fragment
+	if n := len(s.header.Tracks); n > s.m.opts.MaxTracks {
+		return fail(ErrTooManyTracks, "the stream header declares %d tracks; at most %d are allowed", n, s.m.opts.MaxTracks)
+	}
+	if s.havePrev && e.Timecode < s.prevTimecode {
+		return fail(ErrTimecodeLower, "cluster timecode %d is lower than the previous fragment's %d", e.Timecode, s.prevTimecode)
+	}
+	offset := time.Duration(int64(e.Timecode) * s.scale())
+	if int64(e.Timecode) < 0 || offset < 0 || offset/time.Duration(s.scale()) != time.Duration(e.Timecode) {
+		return fail(ErrInvalidProducerTime, "cluster timecode %d overflows", e.Timecode)
+	}
+	if s.p.TimecodeType == Absolute {
+		f.producerTime = time.Unix(0, 0).Add(offset)
+	} else {
+		f.producerTime = s.p.StartTime.Add(offset)
+	}
+	f.producerTime = f.producerTime.Truncate(time.Millisecond)
+	if f.producerTime.Year() > 9999 {
+		return fail(ErrInvalidProducerTime, "producer timestamp %v is out of range", f.producerTime)
+	}
+	f.header = s.header.ChunkHeader
+	if s.headerFirst {
+		f.header = s.header.FirstChunkHeader
+		f.metadataTags = countMetadata(s.header.Tags)
+		s.headerFirst = false
+	}
+	f.live = s.m.hub.Begin(s.stream.ID, live.Meta{Number: number, ProducerTime: f.producerTime, ServerTime: f.serverTime, Header: f.header}, s.stream.RetentionHours > 0)
+	s.ack(Ack{EventType: AckBuffering, FragmentTimecode: f.timecode, FragmentNumber: number})
+	return s.data(e.Data, e.Tags)
+}
+
+// data adds non-frame bytes to the open fragment.
+func (s *Session) data(b []byte, tags []mkv.SimpleTag) error {
+	f := s.cur
+	if f.size+int64(len(b)) > s.m.opts.MaxFragmentSize {
+		return fail(ErrFragmentTooLarge, "fragment exceeds %d bytes", s.m.opts.MaxFragmentSize)
+	}
+	f.metadataTags += countMetadata(tags)
+	if f.metadataTags > s.m.opts.MaxMetadataTags {
+		return fail(ErrMetadataLimit, "fragment carries %d metadata tags; at most %d are allowed", f.metadataTags, s.m.opts.MaxMetadataTags)
+	}
+	for _, t := range tags {
+		if len(t.Name) > 128 || len(t.Value) > 256 {
+			return fail(ErrMetadataLimit, "metadata tag %.40q exceeds 128-byte name or 256-byte value", t.Name)
+		}
+	}
+	f.size += int64(len(b))
+	f.live.Write(b)
+	return nil
+}
+
+// countMetadata counts producer metadata tags; names starting with AWS are
+// the service's own (end-of-fragment and event markers).
+func countMetadata(tags []mkv.SimpleTag) int {
+	n := 0
+	for _, t := range tags {
+		if !strings.HasPrefix(t.Name, "AWS") {
+			n++
+		}
+	}
+	return n
+}
+
+// frame adds one block to the open fragment and publishes it live.
+func (s *Session) frame(e *mkv.Frame) error {
+	f := s.cur
+	if !s.hasTrack(e.Track) {
+		return fail(ErrTrackNumberMismatch, "block for track %d, which the header does not declare", e.Track)
+	}
+	tc := int64(e.Timecode)
+	t := f.tracks[e.Track]
+	if t == nil {
+		t = &trackSpan{first: tc, last: tc, minStart: tc, maxEnd: tc}
+		f.tracks[e.Track] = t
+	} else {
+		if step := tc - t.last; step > 0 && (t.interval == 0 || step < t.interval) {
+			t.interval = step
+		}
+		t.last = tc
+		t.minStart = min(t.minStart, tc)
+	}
+	t.frames++
+	end := tc
+	if e.HasDuration {
+		end += int64(e.Duration)
+	}
+	t.maxEnd = max(t.maxEnd, end)
+	if span := time.Duration((f.span()) * s.scale()); span > s.m.opts.MaxFragmentDuration {
+		return fail(ErrFragmentTooLong, "fragment spans %v; at most %v is allowed", span, s.m.opts.MaxFragmentDuration)
+	}
+	return s.data(e.Data, nil)
+}
+
+func (s *Session) hasTrack(n uint64) bool {
+	for _, t := range s.header.Tracks {
+		if t.Number == n {
+			return true
+		}
+	}
+	return false
+}
+
+// span is the fragment's duration in timecode units: from its earliest
+// frame to the end of its latest, a frame lasting its BlockDuration or
+// else its track's frame interval.
+func (f *fragment) span() int64 {
+	var first, end int64
+	seen := false
+	for _, t := range f.tracks {
+		e := max(t.maxEnd, t.last+t.interval)
+		if !seen || t.minStart < first {
+			first = t.minStart
+		}
+		if !seen || e > end {
+			end = e
+		}
+		seen = true
+	}
+	return end - first
+}
+
+// end closes the open fragment: RECEIVED, then storage and PERSISTED.
+func (s *Session) end() error {
+	f := s.cur
+	for _, t := range s.header.Tracks {
+		if f.tracks[t.Number] == nil {
+			return fail(ErrFramesMissing, "no frames for track %d in the fragment", t.Number)
+		}
+	}
+	f.live.Complete(time.Duration(f.span() * s.scale()).Truncate(time.Millisecond))
+	s.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number})
+	s.prevTimecode, s.havePrev = f.timecode, true
+	s.cur = nil
+	if s.stream.RetentionHours > 0 {
+		s.persistQ <- f
+	}
+	return nil
+}
+
+// persistParallel is how many fragments of one session may be written to
+// blob storage at once: with fast producers the file writes and fsyncs of
+// consecutive fragments overlap.
+const persistParallel = 4
+
+// persistJob is a complete fragment on its way to storage.
+type persistJob struct {
+	f         *fragment
+	headerKey string
+	blobDone  chan error // the fragment blob (and header blob) are durable, or not
+}
+
+// persist stores complete fragments: blobs in parallel, then rows strictly
+// in fragment order, each only after its blobs are durable, then PERSISTED
+// (DESIGN.md "Order of durability"). Rows in order mean an archive reader
+// that follows fragment numbers never sees a later fragment before an
+// earlier one.
+func (s *Session) persist(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	// Persisting outlives a cancelled request: the fragments were RECEIVED.
+	ctx = context.WithoutCancel(ctx)
+	jobs := make(chan *persistJob, persistParallel)
+	indexed := make(chan struct{})
+	go s.index(ctx, jobs, indexed)
+	sem := make(chan struct{}, persistParallel)
+	for f := range s.persistQ {
+		j := &persistJob{f: f, blobDone: make(chan error, 1)}
+		key, err := s.storeHeader(ctx, f.header)
+		j.headerKey = key
+		if err != nil {
+			j.blobDone <- err
+		} else {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				// The live hub holds the fragment's bytes: store them from there.
+				j.blobDone <- s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{f: f.live})
+			}()
+		}
+		jobs <- j
+	}
+	close(jobs)
+	<-indexed
+}
+
+// index adds fragment rows in order. Each catalog call takes every
+// consecutive fragment whose blob is already durable, so a fast producer
+// pays one commit for several fragments. After a failure it adds nothing
+// more, so the archive has no gap.
+func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan struct{}) {
+	defer close(done)
+	failed := false
+	var held *persistJob
+	for {
+		j := held
+		held = nil
+		if j == nil {
+			var ok bool
+			if j, ok = <-jobs; !ok {
+				return
+			}
+		}
+		if failed {
+			continue
+		}
+		var ready []*persistJob
+		var bad *persistJob
+		var badErr error
+		if err := <-j.blobDone; err != nil {
+			bad, badErr = j, err
+		} else {
+			ready = append(ready, j)
+		}
+	gather:
+		for bad == nil && held == nil {
+			select {
+			case next, ok := <-jobs:
+				if !ok {
+					break gather
+				}
+				select {
+				case err := <-next.blobDone:
+					if err != nil {
+						bad, badErr = next, err
+					} else {
+						ready = append(ready, next)
+					}
+				default:
+					held = next // its blob is still being written
+				}
+			default:
+				break gather
+			}
+		}
+		if len(ready) > 0 {
+			if err := s.m.catalog.AddFragments(ctx, s.rows(ready)); err != nil {
+				bad, badErr = ready[0], err
+				ready = nil
+			}
+		}
+		for _, r := range ready {
+			s.ack(Ack{EventType: AckPersisted, FragmentTimecode: r.f.timecode, FragmentNumber: r.f.number})
+			r.f.live.Persisted()
+		}
+		if bad != nil {
+			failed = true
+			held = nil
+			f := bad.f
+			s.m.log.Error("persist fragment", "stream", s.stream.Name, "fragment", f.number, "err", badErr)
+			s.ack(Ack{EventType: AckError, FragmentTimecode: f.timecode, FragmentNumber: f.number, ErrorID: ErrArchival.ID, ErrorCode: ErrArchival.Code})
+			s.stop(fmt.Errorf("persist fragment %s: %w", f.number, badErr))
+		}
+	}
+}
+
+// rows returns the catalog rows of stored fragments.
+func (s *Session) rows(jobs []*persistJob) []*store.Fragment {
+	out := make([]*store.Fragment, len(jobs))
+	for i, j := range jobs {
+		f := j.f
+		out[i] = &store.Fragment{
+			StreamID:     s.stream.ID,
+			Number:       f.number,
+			ProducerTime: f.producerTime,
+			ServerTime:   f.serverTime,
+			Duration:     time.Duration(f.span() * s.scale()).Truncate(time.Millisecond),
+			Size:         f.size,
+			BlobKey:      s.blobKey(f),
+			HeaderKey:    j.headerKey,
+		}
+	}
+	return out
+}
+
+func (s *Session) blobKey(f *fragment) string {
+	return fmt.Sprintf("s%d/f/%s", s.stream.ID, f.number)
+}
+
+// storeHeader writes a stream header blob the first time a fragment uses
+// it; headers are few and small, so this runs in the persist loop itself,
+// before any row can reference the header.
+func (s *Session) storeHeader(ctx context.Context, header []byte) (string, error) {
+	sum := sha256.Sum256(header)
+	key := fmt.Sprintf("s%d/h/%s", s.stream.ID, hex.EncodeToString(sum[:16]))
+	if s.headersSaved[key] {
+		return key, nil
+	}
+	if err := s.m.blobs.Put(ctx, key, bytes.NewReader(header)); err != nil {
+		return key, err
+	}
+	s.headersSaved[key] = true
+	return key, nil
+}
+
+// ack queues an ACK for the writer goroutine, which keeps them in order.
+func (s *Session) ack(a Ack) { s.acks <- a }
+
+// ackError sends the ERROR ACK that ends the session. It names the
+// fragment that failed, or, for an error between fragments, a fresh
+// number with timecode 0 as real KVS does (kvs-protocol.md §4.3).
+func (s *Session) ackError(c AckErrorClass) {
+	a := Ack{EventType: AckError, ErrorID: c.ID, ErrorCode: c.Code}
+	if f := s.aborted; f != nil {
+		a.FragmentNumber, a.FragmentTimecode = f.number, f.timecode
+	} else if n, err := s.nextNumber(time.Now()); err == nil {
+		a.FragmentNumber = n
+	} else {
+		a.FragmentNumber = store.FragmentNumber(0, time.Now().UnixMilli())
+	}
+	s.ack(a)
+}
+
+// writeAcks writes queued ACKs; after a write error it discards the rest
+// and stops the session, whose client is gone.
+func (s *Session) writeAcks(done chan struct{}) {
+	defer close(done)
+	var line []byte
+	broken := false
+	for a := range s.acks {
+		if broken {
+			continue
+		}
+		line = a.AppendJSON(line[:0])
+		if err := s.p.Ack(line); err != nil {
+			broken = true
+			s.stop(fmt.Errorf("write ACK: %w", err))
+		}
+	}
+}
+
+// sendIdle sends IDLE while the body is silent.
+func (s *Session) sendIdle(ctx context.Context, body *bodyReader, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(s.m.opts.IdleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if body.silentFor() >= s.m.opts.IdleInterval {
+				select {
+				case s.acks <- Ack{EventType: AckIdle}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+// drain reads what the producer still sends after an ERROR, bounded, so
+// that closing does not reset a connection it is still writing to.
+func (s *Session) drain(body *bodyReader) {
+	if s.stopCause() != nil {
+		return
+	}
+	if s.p.SetReadDeadline != nil {
+		s.p.SetReadDeadline(time.Now().Add(maxDrainTime))
+	}
+	io.Copy(io.Discard, io.LimitReader(body.r, maxDrainBytes))
+}
+
+// fragmentReader reads a complete live fragment from the start, without
+// copying it first.
+type fragmentReader struct {
+	f   *live.Fragment
+	off int
+}
+
+func (r *fragmentReader) Read(p []byte) (int, error) {
+	view, done, err := r.f.Next(context.Background(), r.off)
+	if err != nil {
+		return 0, err
+	}
+	if len(view) == 0 && done {
+		return 0, io.EOF
+	}
+	n := copy(p, view)
+	r.off += n
+	return n, nil
+}
+
+// WriteTo hands the live chunks to w directly, so io.Copy skips a buffer.
+func (r *fragmentReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		view, done, err := r.f.Next(context.Background(), r.off)
+		if err != nil {
+			return total, err
+		}
+		if len(view) > 0 {
+			n, err := w.Write(view)
+			total += int64(n)
+			r.off += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if done {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,49 @@
+// Package live is the in-memory hub between PutMedia ingest and GetMedia readers at the live
+// edge (DESIGN.md principle 4). Ingest publishes each stream's fragments while they grow
+// (Hub.Begin, Fragment.Write, Fragment.Complete); readers follow them byte by byte
+// (Stream.After, Fragment.Next) and receive every frame as soon as ingest has it, with no disk
+// round-trip. The hub also keeps a bounded window of each stream's recent fragments; for
+// streams that keep no archive (retention 0) the window is the only copy, and GetMedia reads
+// from it (DESIGN.md "Retention 0").
+//
+// # Zero-copy views
+//
+// Write copies the producer's bytes once, into space no reader has been shown. A fragment's
+// bytes live in chunks that are never reallocated: the fragment grows by adding a chunk, and
+// bytes below the published length are never written again. Next therefore hands out
+// sub-slices of the chunks themselves, each within one chunk and with its capacity clipped so
+// that a reader's append cannot reach the producer's space, and a view stays valid for as
+// long as the reader keeps it, after eviction too (the GC keeps the chunk). Copy-on-grow would
+// also keep old views valid, but it copies every byte again at each growth and briefly holds
+// two copies; chunks cost nothing but a view boundary. A fragment's first chunk is sized like
+// the stream's previous fragment, so most fragments fit in one or two chunks.
+//
+// # Broadcast wakeups
+//
+// A reader that has caught up parks on a channel that the next Write, Complete or Abort (Begin
+// or Drop, for readers waiting for a fragment) closes and forgets. One close wakes every parked
+// reader: the producer never loops over readers, never waits for one, and allocates no channel
+// while nobody waits. A reader that stops reading holds nothing the producer needs; when it
+// comes back its next Next returns everything published meanwhile in one view.
+//
+// # Eviction
+//
+// The hub counts the capacity of every fragment's chunks. A complete fragment becomes
+// evictable once Persisted, or at once for a fragment begun with archived false. Evictable
+// fragments go oldest first when their stream holds more than Options.MaxStreamBytes, when
+// the hub holds more than Options.MaxTotalBytes (oldest across all streams), or when they were
+// begun more than Options.MaxAge ago. A stream's window loses fragments only at its oldest
+// end, so it is always a contiguous run of the stream's latest fragments, and a reader can
+// tell from Fragment.Prev whether it missed any. In-progress fragments and archived fragments
+// not yet persisted are never evicted: ingest bounds their size. Age is checked lazily by every
+// call into the hub, so the hub runs no goroutine; an idle hub releases expired fragments on
+// its next call. A reader that holds an evicted fragment keeps reading it; it just cannot be
+// found any more.
+//
+// # Locking
+//
+// One hub-wide mutex guards the windows (which fragments are held, their states, the byte
+// counts); each fragment has its own mutex for what its readers see. Both are held only for
+// constant-time bookkeeping, never while copying media or waiting. The per-frame path (Write,
+// Next) takes only the fragment's mutex, plus the hub's when a fragment needs a new chunk.
+package live

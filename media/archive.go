@@ -1,0 +1,244 @@
+package media
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/mkv"
+	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/streams"
+)
+
+// Fragment selector types of ListFragments (kvs-protocol.md §7.1).
+const (
+	FragmentsByProducerTime = "PRODUCER_TIMESTAMP"
+	FragmentsByServerTime   = "SERVER_TIMESTAMP"
+)
+
+// DefaultMaxResults is the ListFragments page size when none is asked
+// (the model gives none; AWS APIs commonly use 100).
+const DefaultMaxResults = 100
+
+// TimestampRange is an inclusive range of fragment start times.
+type TimestampRange struct {
+	StartTimestamp *api.Timestamp `json:"StartTimestamp"`
+	EndTimestamp   *api.Timestamp `json:"EndTimestamp"`
+}
+
+// FragmentSelector chooses fragments by one of their timestamps.
+type FragmentSelector struct {
+	FragmentSelectorType *string         `json:"FragmentSelectorType"`
+	TimestampRange       *TimestampRange `json:"TimestampRange"`
+}
+
+// ListFragmentsInput is the ListFragments request.
+type ListFragmentsInput struct {
+	streams.Ref
+	MaxResults       *int64            `json:"MaxResults"`
+	NextToken        *string           `json:"NextToken"`
+	FragmentSelector *FragmentSelector `json:"FragmentSelector"`
+}
+
+// Fragment describes one fragment in ListFragments.
+type Fragment struct {
+	FragmentNumber               string        `json:"FragmentNumber"`
+	FragmentSizeInBytes          int64         `json:"FragmentSizeInBytes"`
+	ProducerTimestamp            api.Timestamp `json:"ProducerTimestamp"`
+	ServerTimestamp              api.Timestamp `json:"ServerTimestamp"`
+	FragmentLengthInMilliseconds int64         `json:"FragmentLengthInMilliseconds"`
+}
+
+// ListFragmentsOutput is the ListFragments response.
+type ListFragmentsOutput struct {
+	Fragments []Fragment `json:"Fragments"`
+	NextToken string     `json:"NextToken,omitempty"`
+}
+
+// pageToken is what a ListFragments NextToken carries: the query and the
+// position after the last fragment returned, so the next page goes on in
+// (time, number) order however many fragments arrive meanwhile.
+type pageToken struct {
+	Field  store.TimeField `json:"f"`
+	From   int64           `json:"s"`
+	To     int64           `json:"e"`
+	Time   int64           `json:"t"`
+	Number string          `json:"n"`
+}
+
+// ListFragments lists a stream's archived fragments in a time range.
+func (s *Service) ListFragments(ctx context.Context, st *store.Stream, in *ListFragmentsInput) (*ListFragmentsOutput, error) {
+	var v api.Validator
+	v.Range("MaxResults", in.MaxResults, 1, 1000)
+	v.String("NextToken", in.NextToken, 1, 4096, patternNextToken)
+	if sel := in.FragmentSelector; sel != nil {
+		v.Required("FragmentSelector.FragmentSelectorType", sel.FragmentSelectorType != nil)
+		v.Enum("FragmentSelector.FragmentSelectorType", sel.FragmentSelectorType, FragmentsByProducerTime, FragmentsByServerTime)
+		v.Required("FragmentSelector.TimestampRange", sel.TimestampRange != nil)
+		if r := sel.TimestampRange; r != nil {
+			v.Required("FragmentSelector.TimestampRange.StartTimestamp", r.StartTimestamp != nil)
+			v.Required("FragmentSelector.TimestampRange.EndTimestamp", r.EndTimestamp != nil)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	limit := DefaultMaxResults
+	if in.MaxResults != nil {
+		limit = int(*in.MaxResults)
+	}
+	var q store.FragmentQuery
+	switch {
+	case in.NextToken != nil:
+		tok, err := decodeToken(*in.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		q = store.FragmentQuery{Field: tok.Field, From: time.UnixMilli(tok.From), To: time.UnixMilli(tok.To),
+			After: &store.FragmentCursor{Time: time.UnixMilli(tok.Time), Number: tok.Number}}
+	case in.FragmentSelector != nil:
+		r := in.FragmentSelector.TimestampRange
+		if r.EndTimestamp.Before(r.StartTimestamp.Time) {
+			return nil, api.InvalidArgument("FragmentSelector.TimestampRange.EndTimestamp must not be before StartTimestamp.")
+		}
+		q = store.FragmentQuery{From: r.StartTimestamp.Time, To: r.EndTimestamp.Time}
+		if *in.FragmentSelector.FragmentSelectorType == FragmentsByServerTime {
+			q.Field = store.ServerTime
+		}
+	default:
+		return nil, api.InvalidArgument("ListFragments needs a FragmentSelector or a NextToken.")
+	}
+	// One extra row tells whether another page exists.
+	q.Limit = limit + 1
+	rows, err := s.catalog.QueryFragments(ctx, st.ID, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &ListFragmentsOutput{Fragments: []Fragment{}}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		last := rows[limit-1]
+		t := last.ProducerTime
+		if q.Field == store.ServerTime {
+			t = last.ServerTime
+		}
+		out.NextToken = encodeToken(pageToken{Field: q.Field, From: q.From.UnixMilli(), To: q.To.UnixMilli(), Time: t.UnixMilli(), Number: last.Number})
+	}
+	for _, f := range rows {
+		out.Fragments = append(out.Fragments, Fragment{
+			FragmentNumber:               f.Number,
+			FragmentSizeInBytes:          f.Size,
+			ProducerTimestamp:            api.At(f.ProducerTime),
+			ServerTimestamp:              api.At(f.ServerTime),
+			FragmentLengthInMilliseconds: f.Duration.Milliseconds(),
+		})
+	}
+	return out, nil
+}
+
+func encodeToken(t pageToken) string {
+	b, _ := json.Marshal(t)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func decodeToken(s string) (pageToken, error) {
+	var t pageToken
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || (t.Field != store.ProducerTime && t.Field != store.ServerTime) {
+		return t, api.InvalidArgument("NextToken %q is not a token ListFragments returned.", s)
+	}
+	return t, nil
+}
+
+// GetMediaForFragmentListInput is the GetMediaForFragmentList request.
+type GetMediaForFragmentListInput struct {
+	streams.Ref
+	Fragments []string `json:"Fragments"`
+}
+
+// Validate checks the request against the model.
+func (in *GetMediaForFragmentListInput) Validate() error {
+	var v api.Validator
+	v.Required("Fragments", in.Fragments != nil)
+	if in.Fragments != nil {
+		v.Count("Fragments", len(in.Fragments), 1, 1000)
+	}
+	for _, n := range in.Fragments {
+		v.Text("Fragments.member", n, 1, 128, patternNumber)
+	}
+	return v.Err()
+}
+
+// Exception tags of GetMediaForFragmentList (kvs-protocol.md §7.2): a
+// fragment it cannot return is reported in the payload and the rest follow.
+const (
+	tagExceptionCode    = "AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE"
+	tagExceptionMessage = "AWS_KINESISVIDEO_EXCEPTION_MESSAGE"
+)
+
+// GetMediaForFragmentList writes the listed archived fragments as chunks,
+// in the order asked. Their start tags carry the GetMedia names
+// (FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP), which the KVS
+// parser library needs; there are no end tags. A fragment that is not
+// archived gets a chunk of exception tags instead.
+func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream, numbers []string, sink Sink) error {
+	found := map[string]*store.Fragment{}
+	for i := 0; i < len(numbers); i += 100 {
+		rows, err := s.catalog.Fragments(ctx, st.ID, numbers[i:min(i+100, len(numbers))])
+		if err != nil {
+			return fmt.Errorf("look up fragments: %w", err)
+		}
+		for _, f := range rows {
+			found[f.Number] = f
+		}
+	}
+	var buf []byte
+	for _, n := range numbers {
+		f := found[n]
+		var err error
+		if f != nil {
+			buf, err = s.appendArchived(ctx, buf[:0], f, sink)
+		}
+		if f == nil || errors.Is(err, store.ErrNotFound) {
+			buf = mkv.AppendTags(mkv.AppendDocumentStart(buf[:0], nil), mkv.SimpleTag{Name: mkv.TagFragmentNumber, Value: n},
+				mkv.SimpleTag{Name: tagExceptionCode, Value: "4000"},
+				mkv.SimpleTag{Name: tagExceptionMessage, Value: "The fragment is not in the stream's archive."})
+			_, err = sink.Write(buf)
+		}
+		if err != nil {
+			return err
+		}
+		if err := sink.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendArchived writes an archived fragment as a chunk without end tags.
+func (s *Service) appendArchived(ctx context.Context, buf []byte, f *store.Fragment, sink Sink) ([]byte, error) {
+	header, err := s.header(ctx, f.HeaderKey)
+	if err != nil {
+		return buf, err
+	}
+	blob, err := s.blobs.Open(ctx, f.BlobKey)
+	if err != nil {
+		return buf, err
+	}
+	defer blob.Close()
+	buf = append(buf, header...)
+	buf = mkv.AppendStartTags(buf, f.Number, f.ServerTime.UnixMilli(), f.ProducerTime.UnixMilli())
+	if _, err := sink.Write(buf); err != nil {
+		return buf, err
+	}
+	_, err = io.Copy(sink, blob)
+	return buf, err
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/ingest"
+	"github.com/openkvs/openkvs/streams"
+)
+
+// PutMedia request headers (kvs-protocol.md §4.1).
+const (
+	hdrStreamName     = "x-amzn-stream-name"
+	hdrStreamARN      = "x-amzn-stream-arn"
+	hdrTimecodeType   = "x-amzn-fragment-timecode-type"
+	hdrProducerStart  = "x-amzn-producer-start-timestamp"
+	putMediaMediaType = "application/json"
+)
+
+// putMediaParams validates the PutMedia headers; failures are restJson1
+// errors sent before the response starts.
+func putMediaParams(r *http.Request) (streams.Ref, ingest.Params, error) {
+	var ref streams.Ref
+	if v := r.Header.Get(hdrStreamName); v != "" {
+		ref.StreamName = &v
+	}
+	if v := r.Header.Get(hdrStreamARN); v != "" {
+		ref.StreamARN = &v
+	}
+	var p ingest.Params
+	if ref.StreamName == nil && ref.StreamARN == nil {
+		return ref, p, api.InvalidArgument("PutMedia needs the header %s or %s.", hdrStreamName, hdrStreamARN)
+	}
+	switch tt := r.Header.Get(hdrTimecodeType); tt {
+	case "ABSOLUTE":
+		p.TimecodeType = ingest.Absolute
+	case "RELATIVE":
+		p.TimecodeType = ingest.Relative
+	default:
+		return ref, p, api.InvalidArgument("Header %s must be ABSOLUTE or RELATIVE, not %q.", hdrTimecodeType, tt)
+	}
+	if v := r.Header.Get(hdrProducerStart); v != "" {
+		t, err := ingest.ParseProducerStartTimestamp(v)
+		if err != nil {
+			return ref, p, api.InvalidArgument("Header %s: %v.", hdrProducerStart, err)
+		}
+		p.StartTime = t
+	} else if p.TimecodeType == ingest.Relative {
+		return ref, p, api.InvalidArgument("Header %s is required with RELATIVE timecodes.", hdrProducerStart)
+	}
+	return ref, p, nil
+}
+
+// putMedia serves POST /putMedia: after the headers are checked it answers
+// 200 at once and streams one ACK line per event while it reads the MKV
+// body, full duplex (kvs-protocol.md §4.3).
+func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
+	// An error before the body is read closes the connection: the body is
+	// a stream that may never end, so it cannot be drained for keep-alive.
+	fail := func(err error) {
+		w.Header().Set("Connection", "close")
+		writeError(w, r, err)
+	}
+	ref, p, err := putMediaParams(r)
+	if err != nil {
+		fail(err)
+		return
+	}
+	info(r.Context()).stream = ref.Label()
+	if err := s.authorizeInput(r, &ref); err != nil {
+		fail(err)
+		return
+	}
+	st, err := s.streams.Resolve(r.Context(), ref)
+	if err != nil {
+		fail(err)
+		return
+	}
+	sess, err := s.cfg.Ingest.Open(r.Context(), st)
+	if err != nil {
+		fail(err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.EnableFullDuplex(); err != nil {
+		s.log.Warn("putMedia without full duplex", "err", err)
+	}
+	w.Header().Set("Content-Type", putMediaMediaType)
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+	p.Body = r.Body
+	p.SetReadDeadline = rc.SetReadDeadline
+	p.Ack = func(line []byte) error {
+		// A client that stops reading ACKs must not stall ingest forever.
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	sess.Run(r.Context(), p)
+}
