@@ -156,6 +156,7 @@ func (p *producer) readInput(ctx context.Context, r io.Reader) {
 	var header *mkv.Header
 	first := false
 	var cur *pending
+	lastSize := 0 // sizes the next fragment's buffer: appends then rarely re-copy
 	var wallStart time.Time
 	var mediaStart int64
 	started := false
@@ -198,13 +199,15 @@ func (p *producer) readInput(ctx context.Context, r io.Reader) {
 			if first {
 				h, first = header.FirstChunkHeader, false
 			}
-			cur = &pending{header: h, timecode: e.Timecode, data: bytes.Clone(e.Data)}
+			buf := make([]byte, 0, max(lastSize+lastSize/8, len(e.Data)))
+			cur = &pending{header: h, timecode: e.Timecode, data: append(buf, e.Data...)}
 			p.frags = append(p.frags, cur)
 			p.stats.Fragments++
 		case *mkv.Frame, *mkv.FragmentData:
 			cur.data = append(cur.data, e.Bytes()...)
 		case *mkv.FragmentEnd:
 			cur.complete = true
+			lastSize = len(cur.data)
 			cur = nil
 		}
 		p.notify()

@@ -15,6 +15,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openkvs/openkvs/synth"
 )
 
 // emptyPayloadHash is what the C producer signs for PutMedia's streamed
@@ -89,7 +91,7 @@ func TestAuthPutMedia(t *testing.T) {
 		}
 	}
 	status, acks := putMediaAs(t, srv, "AKIDCAMERA", "camera-secret", "cam-1", src)
-	want := len(clusterSpans(src))
+	want := len(synth.ClusterSpans(src))
 	if status != http.StatusOK || strings.Count(acks, `"EventType":"PERSISTED"`) != want {
 		t.Errorf("allowed PutMedia: %d %s, want 200 and %d PERSISTED", status, acks, want)
 	}
@@ -97,7 +99,7 @@ func TestAuthPutMedia(t *testing.T) {
 	// Only the allowed session stored anything.
 	srv.Stop()
 	frags, data := stored(t, srv, "cam-1")
-	if len(frags) != want || !cmp.Equal(clusterSpans(src), data) {
+	if len(frags) != want || !cmp.Equal(synth.ClusterSpans(src), data) {
 		t.Errorf("cam-1 holds %d fragments, want the %d clusters of one upload", len(frags), want)
 	}
 	if frags, _ := stored(t, srv, "other"); len(frags) != 0 {

@@ -42,26 +42,6 @@ func media(t *testing.T, name string) []byte {
 	return b
 }
 
-// clusterSpans splits MKV bytes at every Cluster ID: an oracle for what
-// each fragment must hold that does not use openkvs's own parser.
-func clusterSpans(data []byte) [][]byte {
-	var starts []int
-	for i := 0; i+4 <= len(data); i++ {
-		if bytes.Equal(data[i:i+4], synth.ClusterID) {
-			starts = append(starts, i)
-		}
-	}
-	var out [][]byte
-	for k, s := range starts {
-		end := len(data)
-		if k+1 < len(starts) {
-			end = starts[k+1]
-		}
-		out = append(out, data[s:end])
-	}
-	return out
-}
-
 // stored opens the data directory of a stopped server and returns the
 // stream's indexed fragments in number order with their payloads.
 func stored(t *testing.T, srv *serverProc, stream string) ([]*store.Fragment, [][]byte) {
@@ -117,7 +97,7 @@ func TestPutMediaClient(t *testing.T) {
 	}
 	srv.Stop()
 	frags, data := stored(t, srv, "cam")
-	want := clusterSpans(src)
+	want := synth.ClusterSpans(src)
 	if len(frags) != len(want) {
 		t.Fatalf("%d fragments stored, want %d", len(frags), len(want))
 	}
@@ -195,7 +175,7 @@ func TestPutCLI(t *testing.T) {
 	}
 	srv.Stop()
 	frags, data := stored(t, srv, "cli")
-	want := clusterSpans(media(t, "unknown_size.mkv"))
+	want := synth.ClusterSpans(media(t, "unknown_size.mkv"))
 	if len(frags) != 3 {
 		t.Fatalf("%d fragments stored, want 3", len(frags))
 	}

@@ -309,7 +309,7 @@ func TestIngestStreamsIsolated(t *testing.T) {
 	}
 	checkAckOrder(t, goodAcks, true)
 	frags, data := h.storedFragments(good)
-	want := clusterSpans(src)
+	want := synth.ClusterSpans(src)
 	if len(frags) != len(want) {
 		t.Fatalf("good stream stored %d fragments, want %d", len(frags), len(want))
 	}

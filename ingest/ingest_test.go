@@ -112,27 +112,6 @@ func (h *harness) put(st *store.Stream, p Params, body []byte) ([]Ack, error) {
 	return log.acks(h.t), err
 }
 
-// clusterSpans returns the byte ranges of a file's fragments as an
-// independent oracle: each fragment runs from one Cluster ID to the next
-// (or the end), found by scanning the bytes rather than parsing them.
-func clusterSpans(data []byte) [][]byte {
-	var starts []int
-	for i := 0; i+4 <= len(data); i++ {
-		if bytes.Equal(data[i:i+4], synth.ClusterID) {
-			starts = append(starts, i)
-		}
-	}
-	var out [][]byte
-	for k, s := range starts {
-		end := len(data)
-		if k+1 < len(starts) {
-			end = starts[k+1]
-		}
-		out = append(out, data[s:end])
-	}
-	return out
-}
-
 func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func readFile(t *testing.T, path string) []byte {
@@ -229,7 +208,7 @@ func TestIngestFixtures(t *testing.T) {
 					t.Errorf("ACK timecodes = %v, want %v", timecodes, tc.timecodes)
 				}
 				frags, data := h.storedFragments(st)
-				want := clusterSpans(src)
+				want := synth.ClusterSpans(src)
 				if len(frags) != len(want) || len(numbers) != len(want) {
 					t.Fatalf("%d fragments stored, %d acknowledged, want %d", len(frags), len(numbers), len(want))
 				}

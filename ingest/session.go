@@ -43,8 +43,9 @@ type Params struct {
 // catalog at a time.
 const seqBlock = 64
 
-// maxDrain bounds the body bytes read after an ERROR ACK: the producer
-// stops sending when it sees the ERROR (kvs-protocol.md §4.5).
+// maxDrainBytes and maxDrainTime bound what is read of the body after an
+// ERROR ACK: the producer stops sending when it sees the ERROR
+// (kvs-protocol.md §4.5).
 const (
 	maxDrainBytes = 64 << 20
 	maxDrainTime  = 10 * time.Second
@@ -91,11 +92,10 @@ type fragment struct {
 
 // trackSpan follows one track's frames to derive the fragment's duration.
 type trackSpan struct {
-	first, last int64 // relative timecodes of the first and latest frames
-	minStart    int64
-	maxEnd      int64 // latest frame end with a known duration
-	interval    int64 // smallest positive step between consecutive frames
-	frames      int
+	last     int64 // relative timecode of the latest frame
+	minStart int64 // earliest frame
+	maxEnd   int64 // latest frame end with a known duration
+	interval int64 // smallest positive step between consecutive frames
 }
 
 func newSession(m *Manager, st *store.Stream, lim *streamLimits) *Session {
@@ -341,7 +341,7 @@ func (s *Session) frame(e *mkv.Frame) error {
 	tc := int64(e.Timecode)
 	t := f.tracks[e.Track]
 	if t == nil {
-		t = &trackSpan{first: tc, last: tc, minStart: tc, maxEnd: tc}
+		t = &trackSpan{last: tc, minStart: tc, maxEnd: tc}
 		f.tracks[e.Track] = t
 	} else {
 		if step := tc - t.last; step > 0 && (t.interval == 0 || step < t.interval) {
@@ -350,7 +350,6 @@ func (s *Session) frame(e *mkv.Frame) error {
 		t.last = tc
 		t.minStart = min(t.minStart, tc)
 	}
-	t.frames++
 	end := tc
 	if e.HasDuration {
 		end += int64(e.Duration)

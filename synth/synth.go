@@ -5,6 +5,7 @@
 package synth
 
 import (
+	"bytes"
 	"encoding/binary"
 	"time"
 )
@@ -30,9 +31,6 @@ var (
 	idTagName     = []byte{0x45, 0xA3}
 	idTagString   = []byte{0x44, 0x87}
 )
-
-// ClusterID is the Cluster element ID, for tests that look for clusters.
-var ClusterID = idCluster
 
 // size8 is an 8-byte EBML size field, as the producer SDK writes them.
 func size8(n int) []byte {
@@ -174,4 +172,26 @@ func (v Video) Fragment(base uint64, i int) [][]byte {
 		pieces = append(pieces, block(Frame{Track: 1, Timecode: int16(k) * interval, Size: size, Key: k == 0}, k))
 	}
 	return pieces
+}
+
+// ClusterSpans splits MKV bytes at every Cluster ID, each span running to
+// the next Cluster or the end. Tests use it as an oracle for what each
+// fragment must hold that does not depend on openkvs's own parser (a
+// Cluster ID inside frame data would mislead it: check the span count).
+func ClusterSpans(data []byte) [][]byte {
+	var starts []int
+	for i := 0; i+len(idCluster) <= len(data); i++ {
+		if bytes.Equal(data[i:i+len(idCluster)], idCluster) {
+			starts = append(starts, i)
+		}
+	}
+	var out [][]byte
+	for k, s := range starts {
+		end := len(data)
+		if k+1 < len(starts) {
+			end = starts[k+1]
+		}
+		out = append(out, data[s:end])
+	}
+	return out
 }

@@ -29,6 +29,7 @@ type mediaConfig struct {
 func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&m.ingest.MaxFragmentSize, "max-fragment-size", 50_000_000, "largest fragment PutMedia accepts, in `bytes` (ERROR 4001 above)")
 	fs.DurationVar(&m.ingest.MaxFragmentDuration, "max-fragment-duration", 20*time.Second, "longest fragment PutMedia accepts (ERROR 4002 above)")
+	fs.IntVar(&m.ingest.MaxTracks, "max-tracks", 3, "most tracks a PutMedia stream header may declare (ERROR 4012 above)")
 	fs.Float64Var(&m.ingest.CallsPerSecond, "putmedia-calls-per-second", 5, "PutMedia calls per stream per second (ClientLimitExceededException above)")
 	fs.Float64Var(&m.ingest.BytesPerSecond, "putmedia-bytes-per-second", 12.5e6, "ingest rate per stream in `bytes/s` (the body is read no faster)")
 	fs.Int64Var(&m.live.MaxStreamBytes, "live-stream-bytes", 64<<20, "memory for each stream's window of recent fragments, in `bytes`")
@@ -55,8 +56,8 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if err != nil {
 		return nil, err
 	}
-	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
-		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
+	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.MaxTracks <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
+		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --max-tracks, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
 	}
 	hub := live.NewHub(m.live)
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
