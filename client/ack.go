@@ -1,6 +1,9 @@
 // Package client is openkvs's Go client for the KVS media APIs: a producer
 // that streams MKV to PutMedia and re-sends what was not acknowledged after
-// a dropped connection, and (later) a GetMedia consumer.
+// a dropped connection (Put), and a consumer that reads GetMedia fragment by
+// fragment and resumes with the continuation token after a dropped
+// connection (Get), with a writer that turns what it reads into a playable
+// Matroska file (MKVWriter).
 package client
 
 import (

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -251,7 +250,7 @@ func (p *producer) attempt(ctx context.Context) (done bool, err error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return false, apiError(resp)
+		return false, apiError("PutMedia", resp)
 	}
 	acks := NewAckReader(resp.Body)
 	for {
@@ -352,19 +351,4 @@ func (p *producer) next(i, offset int) (f *pending, data []byte, complete, end b
 		data, complete = f.data[offset:], f.complete
 	}
 	return f, data, complete, p.inputEnd, p.changed
-}
-
-// apiError turns a restJson1 error response into an error.
-func apiError(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Type    string `json:"__type"`
-		Message string `json:"Message"`
-		Lower   string `json:"message"`
-	}
-	json.Unmarshal(body, &e)
-	if e.Message == "" {
-		e.Message = e.Lower
-	}
-	return fmt.Errorf("PutMedia: HTTP %d %s: %s", resp.StatusCode, e.Type, e.Message)
 }

@@ -186,21 +186,24 @@ func TestPutCLI(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to target and cuts the first one after
-// limit bytes from the client, as a network failure would.
+// cutProxy forwards TCP connections to target and cuts connection i (in
+// the order they arrive) after cuts[i] bytes, as a network failure would:
+// bytes from the client, or from the server with fromServer. Connections
+// past the list are left whole.
 type cutProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	cuts  int
-	limit int64
+	ln         net.Listener
+	fromServer bool
+	cuts       []int64
+	mu         sync.Mutex
+	conns      int
 }
 
-func newCutProxy(t *testing.T, target string, limit int64) *cutProxy {
+func newCutProxy(t *testing.T, target string, fromServer bool, cuts ...int64) *cutProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, limit: limit}
+	p := &cutProxy{ln: ln, fromServer: fromServer, cuts: cuts}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -214,6 +217,16 @@ func newCutProxy(t *testing.T, target string, limit int64) *cutProxy {
 	return p
 }
 
+// URL is the proxy's base URL.
+func (p *cutProxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Conns is how many connections the proxy has accepted.
+func (p *cutProxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns
+}
+
 func (p *cutProxy) serve(c net.Conn, target string) {
 	defer c.Close()
 	up, err := net.Dial("tcp", target)
@@ -222,15 +235,29 @@ func (p *cutProxy) serve(c net.Conn, target string) {
 	}
 	defer up.Close()
 	p.mu.Lock()
-	cut := p.cuts == 0
-	p.cuts++
-	p.mu.Unlock()
-	go io.Copy(c, up)
-	if cut {
-		io.CopyN(up, c, p.limit)
-		return // both ends close mid-request
+	limit := int64(-1)
+	if p.conns < len(p.cuts) {
+		limit = p.cuts[p.conns]
 	}
-	io.Copy(up, c)
+	p.conns++
+	p.mu.Unlock()
+	src, dst := io.Reader(c), io.Writer(up) // the direction that may be cut
+	back, forth := io.Writer(c), io.Reader(up)
+	if p.fromServer {
+		src, dst, back, forth = up, c, up, c
+	}
+	go func() {
+		// When the other direction ends, so does the connection: a client
+		// that goes must not leave the server streaming to the proxy.
+		io.Copy(back, forth)
+		c.Close()
+		up.Close()
+	}()
+	if limit >= 0 {
+		io.CopyN(dst, src, limit)
+		return // both ends close mid-stream
+	}
+	io.Copy(dst, src)
 }
 
 func TestPutMediaReconnect(t *testing.T) {
@@ -246,8 +273,8 @@ func TestPutMediaReconnect(t *testing.T) {
 		want = append(want, frag)
 		src = append(src, frag...)
 	}
-	proxy := newCutProxy(t, srv.URL, int64(len(src)*4/10))
-	stats, err := client.Put(ctx(t), client.PutOptions{Endpoint: "http://" + proxy.ln.Addr().String(), Stream: "cam"}, bytes.NewReader(src))
+	proxy := newCutProxy(t, srv.URL, false, int64(len(src)*4/10))
+	stats, err := client.Put(ctx(t), client.PutOptions{Endpoint: proxy.URL(), Stream: "cam"}, bytes.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
 	}

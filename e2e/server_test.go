@@ -115,19 +115,20 @@ func (p *serverProc) start() {
 	p.logs = &logBuffer{}
 	p.done = make(chan error, 1)
 	addr := make(chan string, 1)
+	cmd, logs, done := p.cmd, p.logs, p.done // Stop may clear p.cmd meanwhile
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			p.logs.add(line)
+			logs.add(line)
 			var rec struct{ Msg, URL string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
 				addr <- rec.URL
 			}
 		}
 		io.Copy(io.Discard, stderr)
-		p.done <- p.cmd.Wait()
+		done <- cmd.Wait()
 	}()
 	select {
 	case u := <-addr:
@@ -153,6 +154,7 @@ func (p *serverProc) Stop() {
 		}
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
+		<-p.done
 		p.t.Errorf("openkvs did not exit within 30s of SIGTERM")
 	}
 	p.cmd = nil

@@ -34,10 +34,11 @@
 // the hub holds more than Options.MaxTotalBytes (oldest across all streams), or when they were
 // begun more than Options.MaxAge ago. A stream's window loses fragments only at its oldest
 // end, so it is always a contiguous run of the stream's latest fragments, and a reader can
-// tell from Fragment.Prev whether it missed any. In-progress fragments and archived fragments
-// not yet persisted are never evicted: ingest bounds their size. Age is checked lazily by every
-// call into the hub, so the hub runs no goroutine; an idle hub releases expired fragments on
-// its next call. A reader that holds an evicted fragment keeps reading it; it just cannot be
+// tell from Fragment.Prev whether it missed any, and from Stream.Evicted whether those were
+// evicted (complete, so archived if the stream keeps an archive) or aborted. In-progress
+// fragments and archived fragments not yet persisted are never evicted: ingest bounds their
+// size. Age is checked lazily by every call into the hub, so the hub runs no goroutine; an idle
+// hub releases expired fragments on its next call. A reader that holds an evicted fragment keeps reading it; it just cannot be
 // found any more.
 //
 // # Locking

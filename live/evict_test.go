@@ -220,3 +220,23 @@ func TestStalledReader(t *testing.T) {
 	close(release)
 	<-stopped
 }
+
+// Evicted names the newest evicted fragment; aborts and drops do not move it.
+func TestEvictedWatermark(t *testing.T) {
+	h := NewHub(Options{MaxStreamBytes: 2 * minChunk})
+	s := h.Stream(1)
+	fill(h, 1, 1, memoryOnly).Complete(time.Second)
+	fill(h, 1, 2, memoryOnly).Abort()
+	if got := s.Evicted(); got != "" {
+		t.Errorf("after an abort Evicted = %q, want none", got)
+	}
+	fill(h, 1, 3, memoryOnly).Complete(time.Second)
+	fill(h, 1, 4, memoryOnly).Complete(time.Second) // three chunks: 1 goes
+	if got := s.Evicted(); got != number(1) {
+		t.Errorf("Evicted = %q, want %q", got, number(1))
+	}
+	fill(h, 1, 5, memoryOnly).Complete(time.Second) // 3 goes
+	if got := s.Evicted(); got != number(3) {
+		t.Errorf("Evicted = %q, want %q", got, number(3))
+	}
+}

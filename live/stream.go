@@ -19,6 +19,7 @@ type Stream struct {
 	current *Fragment     // the in-progress fragment, or nil
 	last    string        // number of the latest fragment begun: the next one's Prev
 	hint    int           // length of the latest complete fragment: sizes the next first chunk
+	evicted string        // number of the newest fragment evicted from the window, "" if none
 	dropped bool          // Drop was called: the handle is dead
 	changed chan struct{} // closed by Begin and Drop; nil until a reader waits in After
 }
@@ -94,6 +95,20 @@ func (s *Stream) Current() *Fragment {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return s.current
+}
+
+// Evicted returns the number of the newest fragment evicted from the window since the hub
+// started, or "" if none was. Fragments leave the window oldest first, so every complete
+// fragment up to it was evicted (or aborted), none after it. Aborted fragments are not
+// evictions: a reader that finds a fragment missing between the one it delivered and the
+// next in the window can tell from Evicted whether it was lost (evicted: in the archive, if
+// the stream keeps one) or never whole (aborted).
+func (s *Stream) Evicted() string {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.expire()
+	return s.evicted
 }
 
 // Latest returns the number of the latest fragment begun on the stream,

@@ -76,6 +76,7 @@ func (f *Fragment) evictable() bool {
 // evict releases f because of a limit or its age.
 func (h *Hub) evict(f *Fragment) {
 	h.release(f)
+	f.stream.evicted = f.meta.Number
 	h.stats.Evictions++
 	h.stats.EvictedBytes += f.size
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/openkvs/openkvs/api"
@@ -182,13 +183,16 @@ func (in *GetMediaForFragmentListInput) Validate() error {
 const (
 	tagExceptionCode    = "AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE"
 	tagExceptionMessage = "AWS_KINESISVIDEO_EXCEPTION_MESSAGE"
+	msgNotArchived      = "The fragment is not in the stream's archive."
 )
 
 // GetMediaForFragmentList writes the listed archived fragments as chunks,
 // in the order asked. Their start tags carry the GetMedia names
 // (FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP), which the KVS
 // parser library needs; there are no end tags. A fragment that is not
-// archived gets a chunk of exception tags instead.
+// archived gets a chunk of error tags instead: the GetMedia ones, which
+// the parser library and mkv.Chunk.Err read, and the documented exception
+// ones.
 func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream, numbers []string, sink Sink) error {
 	found := map[string]*store.Fragment{}
 	for i := 0; i < len(numbers); i += 100 {
@@ -209,8 +213,10 @@ func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream,
 		}
 		if f == nil || errors.Is(err, store.ErrNotFound) {
 			buf = mkv.AppendTags(mkv.AppendDocumentStart(buf[:0], nil), mkv.SimpleTag{Name: mkv.TagFragmentNumber, Value: n},
-				mkv.SimpleTag{Name: tagExceptionCode, Value: "4000"},
-				mkv.SimpleTag{Name: tagExceptionMessage, Value: "The fragment is not in the stream's archive."})
+				mkv.SimpleTag{Name: mkv.TagErrorID, Value: strconv.Itoa(errIDNotFound)},
+				mkv.SimpleTag{Name: mkv.TagErrorCode, Value: errCodes[errIDNotFound]},
+				mkv.SimpleTag{Name: tagExceptionCode, Value: strconv.Itoa(errIDNotFound)},
+				mkv.SimpleTag{Name: tagExceptionMessage, Value: msgNotArchived})
 			_, err = sink.Write(buf)
 		}
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
@@ -35,20 +36,53 @@ func (e *inBand) Error() string {
 	return fmt.Sprintf("%s for fragment %s: %v", errCodes[e.id], e.number, e.err)
 }
 
-// Reader is one admitted GetMedia call.
+func (e *inBand) Unwrap() error { return e.err }
+
+var (
+	// errGone: an archived fragment's header or payload is missing.
+	errGone = errors.New("fragment data missing from the archive")
+	// errEmpty: a live fragment was aborted before its first byte, so there
+	// is nothing to send for it.
+	errEmpty = errors.New("fragment aborted before its first byte")
+	// errTruncated: a live fragment with a Cluster of known size was aborted
+	// before its Cluster was whole. No bytes can close that chunk (the end
+	// Tags would be read as part of the Cluster), so the response ends there.
+	errTruncated = errors.New("fragment aborted inside its known-size Cluster")
+)
+
+// farFuture bounds open-ended time queries.
+var farFuture = time.UnixMilli(1 << 52)
+
+// Reader is one admitted GetMedia call, positioned where its selector
+// points.
 type Reader struct {
 	svc     *Service
 	stream  *store.Stream
-	sel     StartSelector
+	ls      *live.Stream
 	release func()
 	limiter *rate.Limiter
 	buf     []byte
-	last    string // number of the last fragment sent
+
+	// Where the reader is.
+	first       *next  // the fragment to send first, when the selector named one
+	last        string // number of the last fragment sent or passed over (or the selector's)
+	sent        bool   // last is a fragment this reader sent: a gap after it is an error
+	fromArchive bool   // last was read from the archive
+	// fromWindow: start with the first fragment to begin in the live window;
+	// the hub has seen none, so the archive holds only older ones.
+	fromWindow bool
+
+	// Timestamp selectors: until a fragment holding at (or starting after
+	// it) is found, fragments that end before it are passed over.
+	seeking bool
+	at      time.Time
+	field   store.TimeField
 }
 
-// GetMedia validates a GetMedia request for stream st and admits it under
-// the stream's limits. Errors are API errors for before the response
-// starts; the caller must Close the Reader.
+// GetMedia validates a GetMedia request for stream st, admits it under the
+// stream's limits and fixes where it starts, so that NOW means the moment
+// of the request, not of the first read. Errors are API errors for before
+// the response starts; the caller must Close the Reader.
 func (s *Service) GetMedia(ctx context.Context, st *store.Stream, in *GetMediaInput) (*Reader, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
@@ -57,22 +91,27 @@ func (s *Service) GetMedia(ctx context.Context, st *store.Stream, in *GetMediaIn
 	if err != nil {
 		return nil, err
 	}
-	burst := int(s.opts.BytesPerSecond)
-	return &Reader{svc: s, stream: st, sel: *in.StartSelector, release: release,
-		limiter: rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), min(burst, 1<<20))}, nil
+	burst := max(1, min(int(s.opts.BytesPerSecond), 1<<20))
+	r := &Reader{svc: s, stream: st, release: release, ls: s.hub.Stream(st.ID),
+		limiter: rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), burst)}
+	// The live handle exists now, so a later DeleteStream drops it and ends
+	// the reader; one that came first is seen here.
+	if _, err := s.catalog.StreamByARN(ctx, st.ARN); err != nil {
+		release()
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, api.StreamNotFound()
+		}
+		return nil, fmt.Errorf("look up stream %s: %w", st.Name, err)
+	}
+	if err := r.start(ctx, in.StartSelector); err != nil {
+		release()
+		return nil, fmt.Errorf("GetMedia start %s: %w", *in.StartSelector.StartSelectorType, err)
+	}
+	return r, nil
 }
 
 // Close releases the reader's connection slot.
 func (r *Reader) Close() { r.release() }
-
-// position is where the reader goes next: a fragment to send first, or
-// the number after which to go on.
-type position struct {
-	first     *next
-	after     string
-	notBefore time.Time // with timestamp selectors in the live phase: skip earlier fragments
-	field     store.TimeField
-}
 
 // next is one fragment to send: from the hub or from the archive.
 type next struct {
@@ -88,26 +127,43 @@ func (n *next) number() string {
 }
 
 // Run writes chunks to sink until the client goes (ctx), the stream is
-// deleted, or an in-band error ends the response.
+// deleted, the service shuts down, or an in-band error ends the response.
 func (r *Reader) Run(ctx context.Context, sink Sink) error {
-	ls := r.svc.hub.Stream(r.stream.ID)
-	pos, err := r.start(ctx, ls)
-	if err != nil {
-		return r.end(sink, err)
-	}
-	n := pos.first
-	r.last = pos.after
+	// Waits between chunks also end when the service shuts down.
+	wait, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.svc.stopping, cancel)()
+	n := r.first
 	for {
+		var err error
 		if n == nil {
-			if n, err = r.next(ctx, ls); err != nil {
+			if n, err = r.next(wait); err != nil {
 				return r.end(sink, err)
 			}
 		}
-		if pos.notBefore.IsZero() || !r.startTime(n, pos.field).Before(pos.notBefore) {
-			if err := r.send(ctx, sink, n); err != nil {
+		take := true
+		if r.seeking {
+			if take, err = r.startsHere(wait, n); err != nil {
 				return r.end(sink, err)
 			}
-			pos.notBefore = time.Time{}
+			r.seeking = !take
+		}
+		if take {
+			err = r.send(ctx, sink, n)
+			switch {
+			case errors.Is(err, errGone):
+				if err := r.gone(ctx, n.archive); err != nil {
+					return r.end(sink, err)
+				}
+				n = nil // deleted before it could be read: look again from r.last
+				continue
+			case errors.Is(err, errEmpty):
+				r.fromArchive = false // last names a live fragment now
+			case err != nil:
+				return r.end(sink, err)
+			default:
+				r.sent, r.fromArchive = true, n.archive != nil
+			}
 		}
 		r.last = n.number()
 		n = nil
@@ -117,142 +173,260 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 // end finishes the response: in-band errors are written as an error chunk.
 func (r *Reader) end(sink Sink, err error) error {
 	var ib *inBand
-	if errors.As(err, &ib) {
+	switch {
+	case errors.As(err, &ib):
 		r.buf = mkv.AppendErrorChunk(r.buf[:0], nil, ib.number, ib.id, errCodes[ib.id])
-		sink.Write(r.buf)
-		sink.Flush()
-	}
-	if errors.Is(err, live.ErrDropped) {
+		if _, werr := sink.Write(r.buf); werr == nil {
+			sink.Flush()
+		}
+		return err
+	case errors.Is(err, live.ErrDropped):
 		return nil // the stream was deleted: the payload just ends
+	case r.svc.stopping.Err() != nil && errors.Is(err, context.Canceled):
+		return nil // shutting down between chunks
 	}
 	return err
 }
 
-func (r *Reader) startTime(n *next, field store.TimeField) time.Time {
-	if n.live != nil {
-		m := n.live.Meta()
-		if field == store.ServerTime {
-			return m.ServerTime
-		}
-		return m.ProducerTime
-	}
-	if field == store.ServerTime {
-		return n.archive.ServerTime
-	}
-	return n.archive.ProducerTime
-}
-
 // start works out where the selector points.
-func (r *Reader) start(ctx context.Context, ls *live.Stream) (position, error) {
-	switch *r.sel.StartSelectorType {
+func (r *Reader) start(ctx context.Context, sel *StartSelector) error {
+	switch *sel.StartSelectorType {
 	case SelectEarliest:
-		return position{}, nil
+		return nil
 	case SelectFragmentNumber:
-		return position{after: normalizeNumber(*r.sel.AfterFragmentNumber)}, nil
+		r.last = normalizeNumber(*sel.AfterFragmentNumber)
+		return nil
 	case SelectContinuationToken:
-		return position{after: normalizeNumber(*r.sel.ContinuationToken)}, nil
+		r.last = normalizeNumber(*sel.ContinuationToken)
+		return nil
 	case SelectNow:
-		if cur := ls.Current(); cur != nil {
-			return position{first: &next{live: cur}}, nil
+		// Latest before Current: a fragment that begins in between is then
+		// either Current or after Latest, never skipped.
+		latest := r.ls.Latest()
+		if cur := r.ls.Current(); cur != nil {
+			r.first = &next{live: cur}
+			return nil
 		}
-		if latest := ls.Latest(); latest != "" {
-			return position{after: latest}, nil
-		}
-		// Nothing ingested since the server started: the first fragment to begin.
-		f, err := ls.After(ctx, "", true)
-		if err != nil {
-			return position{}, err
-		}
-		return position{first: &next{live: f}}, nil
+		r.afterLatest(latest)
+		return nil
 	}
 	field := store.ProducerTime
-	if *r.sel.StartSelectorType == SelectServerTimestamp {
+	if *sel.StartSelectorType == SelectServerTimestamp {
 		field = store.ServerTime
 	}
-	return r.startAt(ctx, ls, r.sel.StartTimestamp.Time, field)
+	return r.startAt(ctx, sel.StartTimestamp.Time, field)
 }
 
-// startAt finds the fragment holding t, else the first starting after it,
-// in the archive and then in the live window; failing both, it waits for
-// new fragments that start at or after t.
-func (r *Reader) startAt(ctx context.Context, ls *live.Stream, t time.Time, field store.TimeField) (position, error) {
-	rows, err := r.svc.catalog.QueryFragments(ctx, r.stream.ID, store.FragmentQuery{
-		Field: field, From: t.Add(-r.svc.opts.MaxFragmentDuration), To: time.UnixMilli(1 << 52), Limit: 100})
-	if err != nil {
-		return position{}, &inBand{id: errIDInternal, err: err}
-	}
-	for _, f := range rows {
-		start := f.ProducerTime
-		if field == store.ServerTime {
-			start = f.ServerTime
+// afterLatest places the reader before the next fragment to begin after
+// latest, the hub's latest fragment ("" if the hub has seen none).
+func (r *Reader) afterLatest(latest string) {
+	r.last = latest
+	r.fromWindow = latest == ""
+}
+
+// startAt finds the first fragment, in time order, that holds t or starts
+// after it: in the archive, then among the fragments of the live window;
+// failing both, the reader waits for new fragments and takes the first
+// that does.
+func (r *Reader) startAt(ctx context.Context, t time.Time, field store.TimeField) error {
+	r.seeking, r.at, r.field = true, t, field
+	// A fragment holding t starts at most MaxFragmentDuration before it.
+	q := store.FragmentQuery{Field: field, From: t.Add(-r.svc.opts.MaxFragmentDuration), To: farFuture, Limit: 100}
+	for {
+		rows, err := r.svc.catalog.QueryFragments(ctx, r.stream.ID, q)
+		if err != nil {
+			return fmt.Errorf("find the fragment at %v: %w", t, err)
 		}
-		if !start.Add(f.Duration).After(t) {
-			continue
+		for _, f := range rows {
+			if startOf(f, field).Add(f.Duration).After(t) {
+				r.first = r.preferLive(f)
+				return nil
+			}
 		}
-		return position{first: r.preferLive(ls, f)}, nil
-	}
-	for f, _ := ls.After(ctx, "", false); f != nil; f, _ = ls.After(ctx, f.Meta().Number, false) {
-		start := r.startTime(&next{live: f}, field)
-		switch d, complete := f.Duration(); {
-		case !start.Before(t): // starts at or after t
-		case complete && start.Add(d).After(t): // holds t
-		case !complete && start.Add(r.svc.opts.MaxFragmentDuration).After(t): // in progress: may hold t
-		default:
-			continue
+		if len(rows) < q.Limit {
+			break
 		}
-		return position{first: &next{live: f}}, nil
+		last := rows[len(rows)-1]
+		q.After = &store.FragmentCursor{Time: startOf(last, field), Number: last.Number}
 	}
-	return position{after: ls.Latest(), notBefore: t, field: field}, nil
+	latest := r.ls.Latest() // before the scan, as for NOW
+	for f, _ := r.ls.After(ctx, "", false); f != nil; f, _ = r.ls.After(ctx, f.Meta().Number, false) {
+		if !r.endsBefore(f) {
+			r.first = &next{live: f}
+			return nil
+		}
+	}
+	r.afterLatest(latest)
+	return nil
+}
+
+func startOf(f *store.Fragment, field store.TimeField) time.Time {
+	if field == store.ServerTime {
+		return f.ServerTime
+	}
+	return f.ProducerTime
+}
+
+func (r *Reader) liveStart(f *live.Fragment) time.Time {
+	if r.field == store.ServerTime {
+		return f.Meta().ServerTime
+	}
+	return f.Meta().ProducerTime
+}
+
+// endsBefore reports whether live fragment f surely ends at or before r.at.
+func (r *Reader) endsBefore(f *live.Fragment) bool {
+	start := r.liveStart(f)
+	if d, ok := f.Duration(); ok {
+		return !start.Add(d).After(r.at)
+	}
+	return !start.Add(r.svc.opts.MaxFragmentDuration).After(r.at)
+}
+
+// startsHere reports whether a timestamp selector starts with n: n holds
+// r.at or starts after it. A fragment still in progress that started
+// before r.at holds it once it has been ingested for long enough to reach
+// it; until then the reader follows it to its end to learn its duration.
+func (r *Reader) startsHere(ctx context.Context, n *next) (bool, error) {
+	if n.archive != nil {
+		return startOf(n.archive, r.field).Add(n.archive.Duration).After(r.at), nil
+	}
+	f := n.live
+	start := r.liveStart(f)
+	if !start.Before(r.at) {
+		return true, nil
+	}
+	if r.endsBefore(f) {
+		return false, nil
+	}
+	if _, complete := f.Duration(); !complete && !start.Add(time.Since(f.Meta().ServerTime)).Before(r.at) {
+		return true, nil
+	}
+	for off := 0; ; {
+		p, done, err := f.Next(ctx, off)
+		if err != nil {
+			return false, err
+		}
+		off += len(p)
+		if done {
+			break
+		}
+	}
+	d, complete := f.Duration()
+	return complete && start.Add(d).After(r.at), nil
 }
 
 // preferLive returns the hub's copy of an archived fragment when it has one.
-func (r *Reader) preferLive(ls *live.Stream, f *store.Fragment) *next {
-	if lf := ls.Get(f.Number); lf != nil {
+func (r *Reader) preferLive(f *store.Fragment) *next {
+	if lf := r.ls.Get(f.Number); lf != nil {
 		return &next{live: lf}
 	}
 	return &next{archive: f}
 }
 
 // next finds the fragment after r.last, waiting at the live edge.
-func (r *Reader) next(ctx context.Context, ls *live.Stream) (*next, error) {
-	for {
-		if r.last != "" && ls.Get(r.last) != nil {
-			// At the live edge: the successor is the next fragment begun.
-			f, err := ls.After(ctx, r.last, true)
-			if err != nil {
-				return nil, err
-			}
-			if f.Prev() == r.last {
-				return &next{live: f}, nil
-			}
-		}
-		rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, 1)
-		if err != nil {
-			return nil, &inBand{id: errIDInternal, number: r.last, err: err}
-		}
-		if len(rows) == 1 {
-			return r.preferLive(ls, rows[0]), nil
-		}
-		f, err := ls.After(ctx, r.last, false)
+//
+// The hub links each fragment to the one begun before it (Prev), so a
+// successor found there proves that nothing was skipped. Otherwise the
+// archive has the successor, or the fragments between r.last and the
+// window's oldest were either aborted (never whole: nothing to send) or
+// lost: evicted from the window and not (or no longer) archived. The
+// hub's eviction mark tells the two apart; it is read before the archive
+// is, so a fragment evicted meanwhile was persisted before the archive
+// query and is found there.
+func (r *Reader) next(ctx context.Context) (*next, error) {
+	if r.fromWindow {
+		r.fromWindow = false
+		f, err := r.ls.After(ctx, "", true)
 		if err != nil {
 			return nil, err
 		}
-		if f == nil {
-			// Wait until a fragment begins, then look again from the top:
-			// it may have been archived and evicted meanwhile.
-			if _, err := ls.After(ctx, r.last, true); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		// Fragments between r.last and f that are in neither the archive
-		// nor the window were lost with the window of a stream that keeps
-		// no data: the reader's position expired.
-		if r.last != "" && f.Prev() != "" && f.Prev() != r.last && r.stream.RetentionHours == 0 {
-			return nil, &inBand{id: errIDNotFound, number: r.last, err: errors.New("the fragments after it left the live window")}
-		}
 		return &next{live: f}, nil
 	}
+	for {
+		f, err := r.ls.After(ctx, r.last, false)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil && r.last != "" && f.Prev() == r.last {
+			return &next{live: f}, nil
+		}
+		evicted := r.ls.Evicted()
+		rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, 1)
+		if err != nil {
+			return nil, internal(ctx, r.last, fmt.Errorf("find the next fragment: %w", err))
+		}
+		if len(rows) == 1 {
+			row := rows[0]
+			if f != nil && f.Meta().Number < row.Number {
+				// Older than anything archived: the archive lost it to a
+				// retention cut while the hub still holds it.
+				return &next{live: f}, nil
+			}
+			if err := r.checkArchiveGap(ctx, row); err != nil {
+				return nil, err
+			}
+			return r.preferLive(row), nil
+		}
+		if r.sent && evicted > r.last {
+			return nil, r.lost("the fragments after it left the live window and are not archived")
+		}
+		if f != nil {
+			return &next{live: f}, nil
+		}
+		// Nothing after r.last yet: wait for a fragment to begin, then look
+		// again from the top.
+		if _, err := r.ls.After(ctx, r.last, true); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// checkArchiveGap makes sure that the archived fragment row follows r.last
+// with nothing deleted in between: if r.last came from the archive and is
+// no longer there, the retention sweep has passed the reader, and unless
+// row is the next in its producer session's sequence, fragments between
+// them may be gone too.
+func (r *Reader) checkArchiveGap(ctx context.Context, row *store.Fragment) error {
+	if !r.sent || !r.fromArchive || store.FragmentSequence(row.Number) == store.FragmentSequence(r.last)+1 {
+		return nil
+	}
+	rows, err := r.svc.catalog.Fragments(ctx, r.stream.ID, []string{r.last})
+	if err != nil {
+		return internal(ctx, r.last, fmt.Errorf("look up the last fragment sent: %w", err))
+	}
+	if len(rows) == 0 {
+		return r.lost("it and the fragments after it were deleted by retention")
+	}
+	return nil
+}
+
+// gone handles an archived fragment whose data could not be found. If its
+// row is gone too, retention (or DeleteStream) deleted it after the reader
+// found it: a reader that has sent nothing yet goes on with what is left;
+// one that has is told that it lost its place. A row without data is a
+// broken archive.
+func (r *Reader) gone(ctx context.Context, f *store.Fragment) error {
+	rows, err := r.svc.catalog.Fragments(ctx, r.stream.ID, []string{f.Number})
+	switch {
+	case err != nil:
+		return internal(ctx, f.Number, fmt.Errorf("look up a fragment without data: %w", err))
+	case len(rows) > 0:
+		return &inBand{id: errIDInternal, number: f.Number, err: errGone}
+	case !r.sent:
+		return nil
+	}
+	if _, err := r.ls.After(ctx, r.last, false); err != nil {
+		return err // the stream was deleted
+	}
+	return r.lost("the next fragment was deleted by retention")
+}
+
+// lost is the in-band error of a reader whose next fragments are gone. It
+// names the last fragment sent: a new GetMedia after it starts with the
+// oldest fragment still there.
+func (r *Reader) lost(why string) error {
+	return &inBand{id: errIDNotFound, number: r.last, err: errors.New(why)}
 }
 
 // send writes one fragment as a chunk.
@@ -263,39 +437,88 @@ func (r *Reader) send(ctx context.Context, sink Sink, n *next) error {
 	return r.sendArchived(ctx, sink, n.archive)
 }
 
+// sendLive writes a fragment from the hub, each piece as soon as the
+// producer's bytes are there. A fragment the producer aborts ends where it
+// stopped: its bytes are whole elements, so a Cluster of unknown size is
+// closed by the end Tags like a complete one.
 func (r *Reader) sendLive(ctx context.Context, sink Sink, f *live.Fragment) error {
+	p, done, err := f.Next(ctx, 0)
+	if err != nil {
+		return err
+	}
+	if len(p) == 0 && done {
+		return errEmpty
+	}
 	m := f.Meta()
 	r.buf = append(r.buf[:0], m.Header...)
 	r.buf = mkv.AppendStartTags(r.buf, m.Number, m.ServerTime.UnixMilli(), m.ProducerTime.UnixMilli())
 	if err := r.write(ctx, sink, r.buf); err != nil {
 		return err
 	}
-	for off := 0; ; {
-		p, done, err := f.Next(ctx, off)
-		if err != nil {
+	off := 0
+	for {
+		if err := r.write(ctx, sink, p); err != nil {
 			return err
 		}
-		if len(p) > 0 {
-			if err := r.write(ctx, sink, p); err != nil {
-				return err
-			}
-			off += len(p)
-		}
+		off += len(p)
 		if done {
 			break
 		}
+		if p, done, err = f.Next(ctx, off); err != nil {
+			return err
+		}
+	}
+	if _, complete := f.Duration(); !complete && !clusterClosable(f, off) {
+		return errTruncated
 	}
 	return r.endTags(ctx, sink, m.Number, m.ServerTime)
 }
 
+// clusterClosable reports whether the first n bytes of f hold its whole
+// Cluster, or a Cluster of unknown size, which the next level-1 element
+// (the end Tags) closes (RFC 8794 §6.2).
+func clusterClosable(f *live.Fragment, n int) bool {
+	er := mkv.NewReader(&fragmentReader{f: f, end: n})
+	for {
+		e, err := er.Next()
+		if err != nil {
+			return false
+		}
+		if e.ID == mkv.IDCluster {
+			return e.Unknown() || e.DataOffset()+e.Size <= int64(n)
+		}
+	}
+}
+
+// fragmentReader reads the first end bytes of an ended live fragment.
+type fragmentReader struct {
+	f        *live.Fragment
+	off, end int
+}
+
+func (fr *fragmentReader) Read(p []byte) (int, error) {
+	if fr.off >= fr.end {
+		return 0, io.EOF
+	}
+	view, _, err := fr.f.Next(context.Background(), fr.off)
+	if err != nil {
+		return 0, err
+	}
+	k := copy(p, view[:min(len(view), fr.end-fr.off)])
+	fr.off += k
+	return k, nil
+}
+
+// sendArchived writes a fragment from the archive; errGone if its header
+// or payload is missing, before anything is written.
 func (r *Reader) sendArchived(ctx context.Context, sink Sink, f *store.Fragment) error {
 	header, err := r.svc.header(ctx, f.HeaderKey)
 	if err != nil {
-		return r.missing(f.Number, err)
+		return openFailed(ctx, f.Number, err)
 	}
 	blob, err := r.svc.blobs.Open(ctx, f.BlobKey)
 	if err != nil {
-		return r.missing(f.Number, err)
+		return openFailed(ctx, f.Number, err)
 	}
 	defer blob.Close()
 	r.buf = append(r.buf[:0], header...)
@@ -315,16 +538,26 @@ func (r *Reader) sendArchived(ctx context.Context, sink Sink, f *store.Fragment)
 			break
 		}
 		if err != nil {
-			return &inBand{id: errIDInternal, number: f.Number, err: err}
+			return internal(ctx, f.Number, fmt.Errorf("read fragment: %w", err))
 		}
 	}
 	return r.endTags(ctx, sink, f.Number, f.ServerTime)
 }
 
-// missing turns a failed archive read into its in-band error.
-func (r *Reader) missing(number string, err error) error {
+// openFailed classifies a failure to open an archived fragment's data.
+func openFailed(ctx context.Context, number string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &inBand{id: errIDNotFound, number: number, err: err}
+		return fmt.Errorf("fragment %s: %w", number, errGone)
+	}
+	return internal(ctx, number, fmt.Errorf("open fragment: %w", err))
+}
+
+// internal is the in-band 5000 for a storage failure, unless the failure
+// is that ctx ended: then the client went, or the service is shutting
+// down, and nobody should be told.
+func internal(ctx context.Context, number string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	return &inBand{id: errIDInternal, number: number, err: err}
 }

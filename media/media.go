@@ -13,23 +13,61 @@
 // duplicate, and a reader that falls behind the hub's window goes on from
 // the archive.
 //
-// Choices where the protocol is unconfirmed (kvs-protocol.md §5.1, §5.5):
-//   - NOW starts with the fragment being ingested, else the next one.
-//   - EARLIEST starts with the oldest archived fragment, else the oldest in
-//     the live window (streams without retention).
+// Choices where the protocol is unconfirmed (kvs-protocol.md §5.1, §5.5,
+// §7.2):
+//   - The start position is fixed before the 200 is sent: NOW is the moment
+//     of the request.
+//   - NOW starts with the fragment being ingested, else the next one to
+//     begin.
+//   - EARLIEST starts with the oldest fragment there is: in the archive, or
+//     in the live window for streams without retention (or when the hub
+//     still holds fragments a retention cut removed from the archive).
 //   - FRAGMENT_NUMBER and CONTINUATION_TOKEN start after the given number
-//     (continuation tokens are fragment numbers, as in every capture).
-//   - PRODUCER_TIMESTAMP and SERVER_TIMESTAMP start with the fragment whose
-//     [start, start+duration) holds the time, else the first that starts
-//     after it; if none exists yet, with the first new fragment that
-//     starts at or after it.
+//     (continuation tokens are fragment numbers, as in every capture), with
+//     the first fragment still there: a number that was deleted, or never
+//     existed, is not an error.
+//   - PRODUCER_TIMESTAMP and SERVER_TIMESTAMP start with the first fragment,
+//     in time order, whose [start, start+duration) holds the time, else the
+//     first that starts after it, both of the chosen timestamp. If none
+//     exists yet the reader waits and takes the first new fragment that
+//     does. A fragment still in progress that started before the time is
+//     taken once it has been ingested long enough to reach the time;
+//     until then the reader follows it to its end to learn its duration.
 //   - The connection stays open at the live edge until the client goes,
-//     the stream is deleted, or the server stops.
+//     the stream is deleted, or the server shuts down (Service.Shutdown);
+//     in the last two cases the payload ends between chunks (a live
+//     fragment that deletion or shutdown cuts short ends as an aborted one,
+//     below).
+//   - A fragment the producer aborts (connection lost, takeover) ends where
+//     it stopped, with the end Tags, and the reader goes on with the next
+//     fragment; one aborted before its first byte is left out. A Cluster of
+//     known size that is cut short cannot be closed (the end Tags would be
+//     read as part of it): the response ends after its last whole element,
+//     and the client resumes after the previous chunk's continuation token.
 //   - In-band errors are a chunk of EBML header, Segment and one Tags with
 //     AWS_KINESISVIDEO_FRAGMENT_NUMBER, _ERROR_ID and _ERROR_CODE, after
-//     which the response ends: 4000 FRAGMENT_NOT_FOUND when a fragment the
-//     reader needs was deleted by retention or left the live window of a
-//     stream without retention, 5000 INTERNAL_ERROR otherwise.
+//     which the response ends. 4000 FRAGMENT_NOT_FOUND: fragments after the
+//     last one this response sent are gone (deleted by retention while the
+//     reader was on its way, or evicted from the live window of a stream
+//     without retention); FRAGMENT_NUMBER names that last fragment sent, so
+//     a new GetMedia after it starts with the oldest fragment left. The
+//     hub's eviction mark, the archive, and the sequence numbers of one
+//     producer session's fragments tell a gap from fragments that were
+//     aborted or never existed; a retention cut that removes the fragment
+//     a reader sent last, right where a new producer session begins, is
+//     reported although nothing may be missing. Fragments that go while a
+//     reader waits at the live edge are no gap. 5000 INTERNAL_ERROR:
+//     storage failed (FRAGMENT_NUMBER names the fragment).
+//   - MILLIS_BEHIND_NOW is the time from the fragment's server timestamp to
+//     the end of its chunk, as the captures show (server timestamp plus
+//     MILLIS_BEHIND_NOW grows with the wall clock from chunk to chunk).
+//   - GetMediaForFragmentList writes the archived fragments asked for, in
+//     the order asked, with the GetMedia start tag names and no end tags; a
+//     number that is not archived gets a chunk of EBML header, Segment and
+//     Tags with AWS_KINESISVIDEO_FRAGMENT_NUMBER, the GetMedia error tags
+//     (_ERROR_ID 4000, _ERROR_CODE FRAGMENT_NOT_FOUND, which the KVS parser
+//     library reads) and the documented AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE
+//     (4000) and _EXCEPTION_MESSAGE, and the rest follow.
 package media
 
 import (
@@ -81,6 +119,11 @@ type Service struct {
 	mu      sync.Mutex
 	limits  map[int64]*streamLimits
 	headers map[string][]byte // header blobs by key: few, small, immutable
+
+	// stopping ends when Shutdown is called: readers stop waiting for
+	// new fragments.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 type streamLimits struct {
@@ -97,9 +140,18 @@ func New(catalog store.Catalog, blobs store.Blobs, hub *live.Hub, opts Options, 
 	if log == nil {
 		log = slog.Default()
 	}
+	stopping, stop := context.WithCancel(context.Background())
 	return &Service{catalog: catalog, blobs: blobs, hub: hub, opts: opts, log: log,
-		limits: map[int64]*streamLimits{}, headers: map[string][]byte{}}
+		limits: map[int64]*streamLimits{}, headers: map[string][]byte{}, stopping: stopping, stop: stop}
 }
+
+// Shutdown ends every GetMedia payload at its next chunk boundary: readers
+// that wait for a fragment end at once, a reader inside a chunk finishes
+// it (a live one when ingest, shutting down too, ends the fragment). An
+// http.Server's Shutdown waits for handlers, and readers at the live edge
+// would otherwise hold it until its timeout; register this with
+// RegisterOnShutdown. New readers end as soon as they wait.
+func (s *Service) Shutdown() { s.stop() }
 
 // admit applies the per-stream call rate and connection limits; release
 // must be called when the connection ends.

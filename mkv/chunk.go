@@ -59,9 +59,11 @@ func NewChunkReader(r io.Reader) *ChunkReader {
 	return &ChunkReader{r: NewReader(r)}
 }
 
-// Next returns the next chunk, or io.EOF after the last one. The payload is read only up to
-// the next chunk's EBML header, so a chunk is returned as soon as its successor begins or
-// the payload ends.
+// Next returns the next chunk, or io.EOF after the last one. A chunk ends with the Tags
+// element that carries AWS_KINESISVIDEO_CONTINUATION_TOKEN or an in-band error, always a
+// GetMedia chunk's last element, so it is returned as soon as that element is read: a live
+// reader does not wait for the next fragment. Chunks without such tags
+// (GetMediaForFragmentList) end where the next chunk begins or the payload ends.
 func (c *ChunkReader) Next() (*Chunk, error) {
 	if c.err != nil {
 		return nil, c.err
@@ -142,7 +144,7 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 		if e.Level > 1 || e.ID == IDCluster {
 			continue
 		}
-		service := false
+		service, last := false, false
 		if e.ID == IDTags {
 			tags, err := appendSimpleTags(nil, data[start+e.HeaderLen:], e.DataOffset())
 			if err != nil {
@@ -151,6 +153,7 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 			for _, t := range tags {
 				ch.Tags[t.Name] = t.Value
 				service = service || isServiceTag(t.Name)
+				last = last || t.Name == TagContinuationToken || t.Name == TagErrorID
 			}
 		}
 		switch {
@@ -158,6 +161,9 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 			headerEnd = start
 		case !service && clusterStart >= 0:
 			ch.Trailing = append(ch.Trailing, data[start:]...)
+		}
+		if last {
+			break
 		}
 	}
 	if clusterStart >= 0 {

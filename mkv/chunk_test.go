@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -226,4 +227,32 @@ func TestChunkReaderInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A chunk is returned when its end tags arrive, before anything follows:
+// at the live edge the next chunk may be seconds away.
+func TestChunkReaderEndsAtEndTags(t *testing.T) {
+	data := readSample(t, "output_get_media.mkv")
+	chunks := readChunks(t, bytes.NewReader(data))
+	first := chunks[0].Data
+	pr, pw := io.Pipe()
+	go pw.Write(first) // and nothing more while the chunk is read
+	cr := NewChunkReader(pr)
+	got := make(chan *Chunk, 1)
+	go func() {
+		c, err := cr.Next()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	select {
+	case c := <-got:
+		if c != nil && !bytes.Equal(c.Data, first) {
+			t.Errorf("chunk has %d bytes, want %d", len(c.Data), len(first))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ChunkReader waited for the next chunk before returning this one")
+	}
+	pw.Close()
 }

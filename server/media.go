@@ -17,7 +17,8 @@ const mediaWriteTimeout = time.Minute
 // mediaContentType is what real KVS answers GetMedia with (kvs-protocol.md §5.2).
 const mediaContentType = "video/webm"
 
-// responseSink writes chunks to an HTTP response and flushes them.
+// responseSink writes chunks to an HTTP response and flushes them, each
+// write within mediaWriteTimeout.
 type responseSink struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
@@ -28,15 +29,30 @@ func (s *responseSink) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-func (s *responseSink) Flush() error { return s.rc.Flush() }
+func (s *responseSink) Flush() error {
+	s.rc.SetWriteDeadline(time.Now().Add(mediaWriteTimeout))
+	return s.rc.Flush()
+}
 
-// startMedia sends the 200 that starts a media payload.
-func startMedia(w http.ResponseWriter) *responseSink {
-	w.Header().Set("Content-Type", mediaContentType)
-	w.WriteHeader(http.StatusOK)
-	sink := &responseSink{w: w, rc: http.NewResponseController(w)}
-	sink.Flush()
-	return sink
+// mediaSink returns the sink of a media response. net/http leaves a write
+// deadline on a kept-alive connection for the next request, and with no
+// server-wide write timeout nothing lifts it, so an earlier call's deadline
+// (a control-plane answer's) may have passed already: the sink sets one
+// before any write, an error answer's included, and done sets a last one
+// for what net/http writes after the handler (the end of the chunked
+// body), which a stalled client could otherwise hold for ever.
+func mediaSink(w http.ResponseWriter) (sink *responseSink, done func()) {
+	sink = &responseSink{w: w, rc: http.NewResponseController(w)}
+	sink.rc.SetWriteDeadline(time.Now().Add(mediaWriteTimeout))
+	return sink, func() { sink.rc.SetWriteDeadline(time.Now().Add(mediaWriteTimeout)) }
+}
+
+// start sends the 200 that starts a media payload.
+func (s *responseSink) start() *responseSink {
+	s.w.Header().Set("Content-Type", mediaContentType)
+	s.w.WriteHeader(http.StatusOK)
+	s.Flush()
+	return s
 }
 
 func (s *Server) mediaRoutes() {
@@ -52,8 +68,11 @@ func (s *Server) mediaRoutes() {
 }
 
 // getMedia serves POST /getMedia: restJson1 errors until the payload
-// starts, then chunks until the client goes or the stream ends.
+// starts, then chunks until the client goes, the stream is deleted, the
+// media service shuts down or an in-band error ends the payload.
 func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) {
+	sink, done := mediaSink(w)
+	defer done()
 	in := new(media.GetMediaInput)
 	if err := decodeJSON(r, in); err != nil {
 		writeError(w, r, err)
@@ -75,13 +94,15 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer reader.Close()
-	if err := reader.Run(r.Context(), startMedia(w)); err != nil && r.Context().Err() == nil {
+	if err := reader.Run(r.Context(), sink.start()); err != nil && r.Context().Err() == nil {
 		info(r.Context()).log.Info("getMedia ended", "err", err)
 	}
 }
 
 // getMediaForFragmentList serves POST /getMediaForFragmentList.
 func (s *Server) getMediaForFragmentList(w http.ResponseWriter, r *http.Request) {
+	sink, done := mediaSink(w)
+	defer done()
 	in := new(media.GetMediaForFragmentListInput)
 	if err := decodeJSON(r, in); err != nil {
 		writeError(w, r, err)
@@ -101,7 +122,7 @@ func (s *Server) getMediaForFragmentList(w http.ResponseWriter, r *http.Request)
 		writeError(w, r, err)
 		return
 	}
-	if err := s.cfg.Media.GetMediaForFragmentList(r.Context(), st, in.Fragments, startMedia(w)); err != nil && r.Context().Err() == nil {
+	if err := s.cfg.Media.GetMediaForFragmentList(r.Context(), st, in.Fragments, sink.start()); err != nil && r.Context().Err() == nil {
 		info(r.Context()).log.Info("getMediaForFragmentList ended", "err", err)
 	}
 }

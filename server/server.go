@@ -182,6 +182,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		})
 	}
+	if s.cfg.Media != nil {
+		// Readers at the live edge wait for fragments that may never come.
+		hs.RegisterOnShutdown(s.cfg.Media.Shutdown)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

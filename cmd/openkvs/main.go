@@ -15,6 +15,11 @@ Usage:
   openkvs serve [flags]   run the server (openkvs serve -h lists the flags)
   openkvs put --stream NAME [--create] [--realtime] FILE|-
                           stream an MKV file or stdin to PutMedia
+  openkvs get --stream NAME [--start now|earliest|fragment=N|producer=TIME|server=TIME]
+              [--follow] [--raw] [-o FILE|-]
+                          read the stream with GetMedia into a playable MKV file
+  openkvs fragments --stream NAME [--from TIME] [--to TIME] [--server-time]
+                          list the stream's fragments (ListFragments) as a table
 
 Every flag can also be set with an OPENKVS_* environment variable named
 after it: --public-url is OPENKVS_PUBLIC_URL. A flag on the command line wins.
@@ -40,6 +45,10 @@ func run(args []string) error {
 		return serve(args[1:])
 	case "put":
 		return put(args[1:])
+	case "get":
+		return get(args[1:])
+	case "fragments":
+		return fragments(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+
+	"github.com/openkvs/openkvs/client"
+)
+
+const getUsage = `Usage: openkvs get --stream NAME [--start now|earliest|fragment=N|producer=TIME|server=TIME]
+                   [--follow] [--raw] [-o FILE|-]
+
+Reads the stream with GetMedia and writes it as one playable Matroska file:
+the stream header once, then every fragment's Cluster, with a new EBML
+document where the stream header changes. --raw writes the GetMedia payload
+exactly as received instead. A dropped connection is resumed after the last
+whole fragment, so the output has no gap and no duplicate.
+
+--start picks the first fragment: now (the fragment being received, else the
+next one), earliest, fragment=N (the fragment after number N), or
+producer=TIME / server=TIME (the fragment holding TIME by producer or server
+timestamp). TIME is RFC 3339 (2024-05-01T12:00:00.5Z) or epoch seconds
+(1714564800.5). The default is earliest, or now with --follow.
+
+Without --follow, get ends once it has written every fragment the stream had
+begun when get started: it stops at the first fragment the server began
+receiving after that (by the server's clock, from the response's Date
+header), which it does not write, or when the stream sends nothing for
+--idle, as a finished stream does. With --follow it reads until interrupted.
+Progress goes to stderr.
+`
+
+func get(args []string) error {
+	var c clientConfig
+	var stream, start, output string
+	var follow, raw bool
+	var idle time.Duration
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	c.flags(fs)
+	fs.StringVar(&stream, "stream", "", "stream `name` (required)")
+	fs.StringVar(&start, "start", "", "`selector` of the first fragment: now, earliest, fragment=N, producer=TIME or server=TIME (default earliest, now with --follow)")
+	fs.BoolVar(&follow, "follow", false, "keep reading new fragments until interrupted")
+	fs.BoolVar(&raw, "raw", false, "write the GetMedia chunks exactly as received")
+	fs.StringVar(&output, "o", "-", "output `file`, - for stdout")
+	fs.DurationVar(&idle, "idle", 2*time.Second, "without --follow, stop when the stream sends nothing for this long")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), getUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if stream == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return fmt.Errorf("get needs --stream and no arguments")
+	}
+	sel, err := parseStart(start, follow)
+	if err != nil {
+		return err
+	}
+	if !follow && idle <= 0 {
+		return fmt.Errorf("--idle must be positive")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, signed, err := c.aws(ctx)
+	if err != nil {
+		return err
+	}
+	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: types.APINameGetMedia})
+	if err != nil {
+		return fmt.Errorf("get data endpoint: %w", err)
+	}
+	out, closeOut, err := openOutput(output)
+	if err != nil {
+		return err
+	}
+	dates := &dateTransport{rt: http.DefaultTransport}
+	opts := client.GetOptions{Endpoint: aws.ToString(ep.DataEndpoint), Stream: stream, Start: sel, Follow: follow,
+		HTTPClient: &http.Client{Transport: dates}}
+	if !follow {
+		opts.IdleTimeout = idle
+	}
+	if signed {
+		opts.Sign = jsonSigner(cfg, c.region)
+	}
+
+	mkvOut := client.NewMKVWriter(out)
+	prog := &getProgress{start: time.Now(), last: time.Now()}
+	stats, err := client.Get(ctx, opts, func(f *client.Fragment) error {
+		if !follow && f.ServerTime.After(dates.cutoff()) {
+			return client.ErrStop // begun after get started: past the live edge it had then
+		}
+		var err error
+		if raw {
+			_, err = out.Write(f.Data)
+		} else {
+			err = mkvOut.Write(f)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", output, err)
+		}
+		prog.fragment(f)
+		return nil
+	})
+	if cerr := closeOut(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", output, cerr)
+	}
+	prog.done(stats)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // interrupted: what was read is written
+	}
+	return err
+}
+
+// parseStart parses --start; empty is earliest, or now when following.
+func parseStart(s string, follow bool) (client.StartSelector, error) {
+	if s == "" && follow {
+		s = "now"
+	}
+	kind, value, hasValue := strings.Cut(s, "=")
+	switch strings.ToLower(kind) {
+	case "", "earliest":
+		if !hasValue {
+			return client.StartSelector{Type: client.StartEarliest}, nil
+		}
+	case "now":
+		if !hasValue {
+			return client.StartSelector{Type: client.StartNow}, nil
+		}
+	case "fragment":
+		if value == "" || strings.Trim(value, "0123456789") != "" {
+			return client.StartSelector{}, fmt.Errorf("--start fragment=N: %q is not a fragment number", value)
+		}
+		return client.StartSelector{Type: client.StartFragmentNumber, AfterFragmentNumber: value}, nil
+	case "producer", "server":
+		if !hasValue {
+			break
+		}
+		t, err := parseTime(value)
+		if err != nil {
+			return client.StartSelector{}, fmt.Errorf("--start %s: %w", s, err)
+		}
+		typ := client.StartProducerTimestamp
+		if strings.EqualFold(kind, "server") {
+			typ = client.StartServerTimestamp
+		}
+		return client.StartSelector{Type: typ, Timestamp: t}, nil
+	}
+	return client.StartSelector{}, fmt.Errorf("--start %q: want now, earliest, fragment=N, producer=TIME or server=TIME", s)
+}
+
+// parseTime reads RFC 3339 or epoch seconds with an optional fraction.
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || len(frac) > 9 || strings.Trim(frac, "0123456789") != "" || strings.HasPrefix(secs, "+") {
+		return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor epoch seconds", s)
+	}
+	ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	if strings.HasPrefix(secs, "-") {
+		ns = -ns
+	}
+	return time.Unix(sec, ns), nil
+}
+
+// openOutput opens FILE, or stdout for "-", buffered.
+func openOutput(name string) (io.Writer, func() error, error) {
+	if name == "-" {
+		w := bufio.NewWriterSize(os.Stdout, 1<<20)
+		return flushWriter{w}, w.Flush, nil
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	return w, func() error {
+		err := w.Flush()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
+}
+
+// flushWriter flushes stdout after every write, so a player reading a
+// pipe gets each fragment as soon as it is read.
+type flushWriter struct{ w *bufio.Writer }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+	}
+	return n, err
+}
+
+// dateTransport remembers the Date header of the first response: the
+// server's clock when get started, to find the live edge of that moment
+// without trusting the local clock.
+type dateTransport struct {
+	rt   http.RoundTripper
+	once sync.Once
+	date time.Time
+}
+
+func (d *dateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := d.rt.RoundTrip(r)
+	if err == nil {
+		d.once.Do(func() {
+			t, err := http.ParseTime(resp.Header.Get("Date"))
+			if err != nil {
+				t = time.Now().Truncate(time.Second)
+			}
+			d.date = t
+		})
+	}
+	return resp, err
+}
+
+// cutoff is the latest server time at which get can have started: Date has
+// whole seconds, so fragments begun up to a second after get started may
+// still be written, but none begun before it is dropped.
+func (d *dateTransport) cutoff() time.Time {
+	return d.date.Add(time.Second - time.Millisecond)
+}
+
+// jsonSigner signs JSON API requests with the SHA-256 of their body, as the
+// SDKs do (kvs-protocol.md §1.3).
+func jsonSigner(cfg aws.Config, region string) func(*http.Request) error {
+	s := v4.NewSigner()
+	return func(r *http.Request) error {
+		creds, err := cfg.Credentials.Retrieve(r.Context())
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		if r.GetBody != nil {
+			body, err := r.GetBody()
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(h, body)
+			body.Close()
+			if err != nil {
+				return err
+			}
+		}
+		hash := hex.EncodeToString(h.Sum(nil))
+		r.Header.Set("X-Amz-Content-Sha256", hash)
+		return s.SignHTTP(r.Context(), creds, r, hash, "kinesisvideo", region, time.Now())
+	}
+}
+
+// getProgress prints one status line per second while get runs.
+type getProgress struct {
+	start, last time.Time
+	fragments   int
+	bytes       int64
+	behind      int64
+}
+
+func (p *getProgress) fragment(f *client.Fragment) {
+	p.fragments++
+	p.bytes += int64(len(f.Data))
+	p.behind = f.MillisBehindNow
+	if time.Since(p.last) >= time.Second {
+		p.last = time.Now()
+		fmt.Fprintf(os.Stderr, "%s: %d fragments, %.1f MB, %d ms behind now\n",
+			time.Since(p.start).Round(time.Second), p.fragments, float64(p.bytes)/1e6, p.behind)
+	}
+}
+
+func (p *getProgress) done(s client.GetStats) {
+	fmt.Fprintf(os.Stderr, "done: %d fragments, %.1f MB in %.1fs, last %d ms behind now, %d reconnects\n",
+		p.fragments, float64(p.bytes)/1e6, time.Since(p.start).Seconds(), p.behind, s.Reconnects)
+}

@@ -1,0 +1,296 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/mkv"
+	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/synth"
+)
+
+// harness is a Service over a real catalog and blob store, with a hub the
+// test publishes to directly.
+type harness struct {
+	t       *testing.T
+	svc     *Service
+	catalog *sqlite.Catalog
+	blobs   *file.Blobs
+	hub     *live.Hub
+	stream  *store.Stream
+}
+
+func newHarness(t *testing.T, retention int64) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := sqlite.Open(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	b, err := file.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &store.Stream{Name: "s", ARN: "arn:aws:kinesisvideo:us-east-1:000000000000:stream/s/1",
+		Status: store.StatusActive, RetentionHours: retention, Version: "v", StorageTier: "HOT", CreationTime: time.Now()}
+	if err := c.CreateStream(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(context.Background(), "h", bytes.NewReader(synth.Header(1))); err != nil {
+		t.Fatal(err)
+	}
+	hub := live.NewHub(live.Options{})
+	return &harness{t: t, svc: New(c, b, hub, Options{CallsPerSecond: 1000}, nil), catalog: c, blobs: b, hub: hub, stream: st}
+}
+
+// cluster is fragment i's bytes: a Cluster of unknown size with 3 frames.
+func cluster(i int) []byte {
+	return synth.Cluster(uint64(i)*1000, synth.Frames(1, 3, 33)...)
+}
+
+// archive stores fragments with the given sequence numbers, one second apart.
+func (h *harness) archive(seqs ...uint64) []string {
+	h.t.Helper()
+	var rows []*store.Fragment
+	var numbers []string
+	for i, seq := range seqs {
+		server := time.UnixMilli(1_700_000_000_000 + int64(i)*1000)
+		f := &store.Fragment{StreamID: h.stream.ID, Number: store.FragmentNumber(seq, server.UnixMilli()),
+			ProducerTime: time.UnixMilli(int64(i) * 1000), ServerTime: server, Duration: 99 * time.Millisecond,
+			Size: int64(len(cluster(i))), BlobKey: fmt.Sprintf("f%d", i), HeaderKey: "h"}
+		if err := h.blobs.Put(context.Background(), f.BlobKey, bytes.NewReader(cluster(i))); err != nil {
+			h.t.Fatal(err)
+		}
+		rows = append(rows, f)
+		numbers = append(numbers, f.Number)
+	}
+	if err := h.catalog.AddFragments(context.Background(), rows); err != nil {
+		h.t.Fatal(err)
+	}
+	return numbers
+}
+
+// deleteBefore deletes archived fragments older than fragment i, as the
+// retention sweep does: rows, then blobs.
+func (h *harness) deleteBefore(i int) {
+	h.t.Helper()
+	gone, err := h.catalog.DeleteFragmentsBefore(context.Background(), h.stream.ID, time.UnixMilli(1_700_000_000_000+int64(i)*1000), 1000)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range gone {
+		if err := h.blobs.Delete(context.Background(), f.BlobKey); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func (h *harness) reader(typ string) *Reader {
+	h.t.Helper()
+	r, err := h.svc.GetMedia(context.Background(), h.stream, &GetMediaInput{StartSelector: &StartSelector{StartSelectorType: &typ}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(r.Close)
+	return r
+}
+
+// sink collects a payload and lets a test act after each flush.
+type sink struct {
+	buf     bytes.Buffer
+	onFlush func(payload []byte)
+}
+
+func (s *sink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+
+func (s *sink) Flush() error {
+	if s.onFlush != nil {
+		s.onFlush(s.buf.Bytes())
+	}
+	return nil
+}
+
+// chunks is the number of whole chunks in a payload so far.
+func chunks(p []byte) int { return bytes.Count(p, []byte(mkv.TagContinuationToken)) }
+
+func parse(t *testing.T, payload []byte) []*mkv.Chunk {
+	t.Helper()
+	cr := mkv.NewChunkReader(bytes.NewReader(payload))
+	var out []*mkv.Chunk
+	for {
+		c, err := cr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+}
+
+// A retention cut that overtakes a reader on the archive, deleting the
+// fragment it sent and the next ones, ends its payload with 4000 naming
+// the last fragment it sent.
+func TestRetentionCutOvertakesReader(t *testing.T) {
+	h := newHarness(t, 1)
+	numbers := h.archive(1, 2, 3, 4, 5)
+	s := &sink{}
+	s.onFlush = func(p []byte) {
+		if chunks(p) == 1 {
+			h.deleteBefore(3) // fragments 0, 1 and 2
+			s.onFlush = nil
+		}
+	}
+	err := h.reader(SelectEarliest).Run(context.Background(), s)
+	var ib *inBand
+	if !errors.As(err, &ib) || ib.id != errIDNotFound || ib.number != numbers[0] {
+		t.Fatalf("Run: %v, want 4000 for %s", err, numbers[0])
+	}
+	got := parse(t, s.buf.Bytes())
+	if len(got) != 2 || got[0].Tags[mkv.TagFragmentNumber] != numbers[0] {
+		t.Fatalf("%d chunks, want fragment 0 and the error chunk", len(got))
+	}
+	want := &mkv.MediaError{FragmentNumber: numbers[0], ID: 4000, Code: "FRAGMENT_NOT_FOUND"}
+	if e := got[1].Err(); e == nil || *e.(*mkv.MediaError) != *want {
+		t.Errorf("error chunk %v, want %v", e, want)
+	}
+}
+
+// A retention cut that deletes only fragments the reader has sent is no
+// error: the next one follows in its producer session's sequence.
+func TestRetentionCutBehindReader(t *testing.T) {
+	h := newHarness(t, 1)
+	numbers := h.archive(1, 2, 3, 4, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &sink{}
+	s.onFlush = func(p []byte) {
+		switch chunks(p) {
+		case 2:
+			h.deleteBefore(2) // fragments 0 and 1, both sent
+		case 5:
+			cancel() // the reader is at the live edge
+		}
+	}
+	if err := h.reader(SelectEarliest).Run(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want it to wait at the live edge", err)
+	}
+	got := parse(t, s.buf.Bytes())
+	for i, c := range got[:min(len(got), 5)] {
+		if c.Tags[mkv.TagFragmentNumber] != numbers[i] || !bytes.Equal(c.Cluster, cluster(i)) {
+			t.Errorf("chunk %d: fragment %s, want %s", i, c.Tags[mkv.TagFragmentNumber], numbers[i])
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("%d chunks, want 5", len(got))
+	}
+}
+
+// A row whose blob is missing is a broken archive: 5000 naming it.
+func TestMissingBlob(t *testing.T) {
+	h := newHarness(t, 1)
+	numbers := h.archive(1, 2)
+	if err := h.blobs.Delete(context.Background(), "f0"); err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{}
+	err := h.reader(SelectEarliest).Run(context.Background(), s)
+	var ib *inBand
+	if !errors.As(err, &ib) || ib.id != errIDInternal || ib.number != numbers[0] {
+		t.Fatalf("Run: %v, want 5000 for %s", err, numbers[0])
+	}
+	if got := parse(t, s.buf.Bytes()); len(got) != 1 || got[0].Err() == nil {
+		t.Fatalf("payload of %d chunks, want one error chunk", len(got))
+	}
+}
+
+// A fragment deleted between the reader finding its row and opening its
+// blob is passed over by a reader that has sent nothing yet, and ends the
+// payload of one that has.
+func TestGoneBetweenRowAndBlob(t *testing.T) {
+	h := newHarness(t, 1)
+	numbers := h.archive(1, 2, 3)
+	rows, err := h.catalog.FragmentsAfter(context.Background(), h.stream.ID, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.deleteBefore(1)
+	r := h.reader(SelectEarliest)
+	if err := r.gone(context.Background(), rows[0]); err != nil {
+		t.Errorf("before the first chunk: %v, want the fragment passed over", err)
+	}
+	r.last, r.sent = numbers[0], true
+	rows, err = h.catalog.FragmentsAfter(context.Background(), h.stream.ID, numbers[0], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.deleteBefore(2)
+	var ib *inBand
+	if err := r.gone(context.Background(), rows[0]); !errors.As(err, &ib) || ib.id != errIDNotFound || ib.number != numbers[0] {
+		t.Errorf("after a chunk: %v, want 4000 for %s", err, numbers[0])
+	}
+}
+
+// Shutdown ends readers that wait for fragments, cleanly.
+func TestShutdownEndsWaitingReaders(t *testing.T) {
+	h := newHarness(t, 1)
+	h.archive(1)
+	done := make(chan error, 2)
+	for _, typ := range []string{SelectNow, SelectEarliest} {
+		r := h.reader(typ)
+		go func() { done <- r.Run(context.Background(), &sink{}) }()
+	}
+	h.svc.Shutdown()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run after Shutdown: %v, want a clean end", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a reader did not end after Shutdown")
+		}
+	}
+}
+
+// clusterClosable tells a cut Cluster of known size, which nothing can
+// close, from one of unknown size or a whole one.
+func TestClusterClosable(t *testing.T) {
+	unknown := synth.Cluster(0, synth.Frames(1, 3, 33)...)
+	n := len(unknown) - 5 // the children after ID and unknown size
+	known := append([]byte{0x1F, 0x43, 0xB6, 0x75, 0x01, 0, 0, 0, 0, 0, byte(n >> 8), byte(n)}, unknown[5:]...)
+	tags := synth.Tags("name", "value") // producer metadata held before the Cluster
+	for _, tc := range []struct {
+		name  string
+		bytes []byte
+		cut   int // bytes left out at the end
+		want  bool
+	}{
+		{"unknown size, whole", unknown, 0, true},
+		{"unknown size, cut", unknown, 113, true},
+		{"known size, whole", known, 0, true},
+		{"known size, cut", known, 113, false},
+		{"tags then known size, cut", append(append([]byte{}, tags...), known...), 113, false},
+		{"tags then known size, whole", append(append([]byte{}, tags...), known...), 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := live.NewHub(live.Options{}).Begin(1, live.Meta{Number: store.FragmentNumber(1, 0)}, false)
+			f.Write(tc.bytes[:len(tc.bytes)-tc.cut])
+			f.Abort()
+			if got := clusterClosable(f, len(tc.bytes)-tc.cut); got != tc.want {
+				t.Errorf("clusterClosable = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
