@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/openkvs/openkvs/media"
+	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/streams"
 )
 
 // mediaWriteTimeout bounds one write to a GetMedia reader: a reader that
@@ -74,18 +76,8 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) {
 	sink, done := mediaSink(w)
 	defer done()
 	in := new(media.GetMediaInput)
-	if err := decodeJSON(r, in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	info(r.Context()).stream = in.Label()
-	if err := s.authorizeInput(r, in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	st, err := s.streams.Resolve(r.Context(), in.Ref)
-	if err != nil {
-		writeError(w, r, err)
+	st := s.mediaStream(w, r, in, &in.Ref)
+	if st == nil {
 		return
 	}
 	reader, err := s.cfg.Media.GetMedia(r.Context(), st, in)
@@ -104,25 +96,38 @@ func (s *Server) getMediaForFragmentList(w http.ResponseWriter, r *http.Request)
 	sink, done := mediaSink(w)
 	defer done()
 	in := new(media.GetMediaForFragmentListInput)
-	if err := decodeJSON(r, in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	info(r.Context()).stream = in.Label()
-	if err := s.authorizeInput(r, in); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := in.Validate(); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	st, err := s.streams.Resolve(r.Context(), in.Ref)
-	if err != nil {
-		writeError(w, r, err)
+	st := s.mediaStream(w, r, in, &in.Ref)
+	if st == nil {
 		return
 	}
 	if err := s.cfg.Media.GetMediaForFragmentList(r.Context(), st, in.Fragments, sink.start()); err != nil && r.Context().Err() == nil {
 		info(r.Context()).log.Info("getMediaForFragmentList ended", "err", err)
 	}
+}
+
+// mediaStream decodes a media read's input into in, authorizes it,
+// validates it when in can, and resolves the stream ref names. On failure
+// it has answered the request and returns nil.
+func (s *Server) mediaStream(w http.ResponseWriter, r *http.Request, in any, ref *streams.Ref) *store.Stream {
+	if err := decodeJSON(r, in); err != nil {
+		writeError(w, r, err)
+		return nil
+	}
+	info(r.Context()).stream = ref.Label()
+	if err := s.authorizeInput(r, in); err != nil {
+		writeError(w, r, err)
+		return nil
+	}
+	if v, ok := in.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			writeError(w, r, err)
+			return nil
+		}
+	}
+	st, err := s.streams.Resolve(r.Context(), *ref)
+	if err != nil {
+		writeError(w, r, err)
+		return nil
+	}
+	return st
 }
