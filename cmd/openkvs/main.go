@@ -20,6 +20,7 @@ Usage:
                           read the stream with GetMedia into a playable MKV file
   openkvs fragments --stream NAME [--from TIME] [--to TIME] [--server-time]
                           list the stream's fragments (ListFragments) as a table
+  openkvs bench [--quick] [--json FILE] [--target URL]   measure the server on loopback
 
 Every flag can also be set with an OPENKVS_* environment variable named
 after it: --public-url is OPENKVS_PUBLIC_URL. A flag on the command line wins.
@@ -49,6 +50,8 @@ func run(args []string) error {
 		return get(args[1:])
 	case "fragments":
 		return fragments(args[1:])
+	case "bench":
+		return benchCmd(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
