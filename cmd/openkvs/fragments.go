@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
@@ -51,9 +49,6 @@ func fragments(args []string) error {
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if stream == "" || fs.NArg() != 0 {
@@ -87,12 +82,12 @@ func fragments(args []string) error {
 	if err != nil {
 		return err
 	}
-	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: kvtypes.APINameListFragments})
+	ep, err := dataEndpoint(ctx, cfg, stream, kvtypes.APINameListFragments)
 	if err != nil {
-		return fmt.Errorf("get data endpoint: %w", err)
+		return err
 	}
 	archive := kinesisvideoarchivedmedia.NewFromConfig(cfg, func(o *kinesisvideoarchivedmedia.Options) {
-		o.BaseEndpoint = ep.DataEndpoint
+		o.BaseEndpoint = &ep
 	})
 	var list []types.Fragment
 	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{

@@ -20,7 +20,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 
 	"github.com/openkvs/openkvs/client"
@@ -67,9 +66,6 @@ func get(args []string) error {
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if stream == "" || fs.NArg() != 0 {
@@ -90,16 +86,16 @@ func get(args []string) error {
 	if err != nil {
 		return err
 	}
-	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: types.APINameGetMedia})
+	ep, err := dataEndpoint(ctx, cfg, stream, types.APINameGetMedia)
 	if err != nil {
-		return fmt.Errorf("get data endpoint: %w", err)
+		return err
 	}
 	out, closeOut, err := openOutput(output)
 	if err != nil {
 		return err
 	}
 	dates := &dateTransport{rt: http.DefaultTransport}
-	opts := client.GetOptions{Endpoint: aws.ToString(ep.DataEndpoint), Stream: stream, Start: sel, Follow: follow,
+	opts := client.GetOptions{Endpoint: ep, Stream: stream, Start: sel, Follow: follow,
 		HTTPClient: &http.Client{Transport: dates}}
 	if !follow {
 		opts.IdleTimeout = idle

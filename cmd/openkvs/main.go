@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -30,7 +31,8 @@ Authentication is off only on a loopback address: elsewhere give
 `
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	// -h prints a command's flags and is no failure.
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "openkvs:", err)
 		os.Exit(1)
 	}

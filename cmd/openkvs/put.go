@@ -81,9 +81,6 @@ func put(args []string) error {
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if stream == "" || fs.NArg() != 1 {
@@ -110,11 +107,11 @@ func put(args []string) error {
 	if err != nil {
 		return err
 	}
-	ep, err := kv.GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: types.APINamePutMedia})
+	ep, err := dataEndpoint(ctx, cfg, stream, types.APINamePutMedia)
 	if err != nil {
-		return fmt.Errorf("get data endpoint: %w", err)
+		return err
 	}
-	opts := client.PutOptions{Endpoint: aws.ToString(ep.DataEndpoint), Stream: stream, TimecodeType: "RELATIVE", Realtime: realtime, AckOn: "PERSISTED"}
+	opts := client.PutOptions{Endpoint: ep, Stream: stream, TimecodeType: "RELATIVE", Realtime: realtime, AckOn: "PERSISTED"}
 	if aws.ToInt32(info.DataRetentionInHours) == 0 {
 		opts.AckOn = "RECEIVED" // a stream that keeps no data sends no PERSISTED
 	}
@@ -126,6 +123,16 @@ func put(args []string) error {
 	stats, err := client.Put(ctx, opts, in)
 	prog.done(stats)
 	return err
+}
+
+// dataEndpoint asks the control plane where stream's api calls go, as
+// the AWS clients and producers do before every data-plane call.
+func dataEndpoint(ctx context.Context, cfg aws.Config, stream string, api types.APIName) (string, error) {
+	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: api})
+	if err != nil {
+		return "", fmt.Errorf("get data endpoint: %w", err)
+	}
+	return aws.ToString(ep.DataEndpoint), nil
 }
 
 // describeOrCreate returns the stream, creating it first if asked to.

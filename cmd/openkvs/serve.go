@@ -60,9 +60,6 @@ func serve(args []string) error {
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "time a JSON API call has to send its body, and a control-plane answer to be sent")
 	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() > 0 {
