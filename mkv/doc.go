@@ -15,5 +15,5 @@
 // all bytes through untouched.
 //
 // Element IDs and layouts follow RFC 8794 (EBML) and RFC 9559 (Matroska); the KVS-specific
-// rules cite the sections of shared/spec/kvs-protocol.md ("spec 4.2" and so on).
+// rules cite the sections of docs/kvs-protocol.md ("spec 4.2" and so on).
 package mkv
