@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
-	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/store/storetest"
 	"github.com/openkvs/openkvs/synth"
 )
 
@@ -33,16 +32,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := sqlite.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	b, err := file.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, b := storetest.Embedded(t)
 	hub := live.NewHub(live.Options{})
 	return &harness{t: t, m: NewManager(c, b, hub, opts, nil), catalog: c, blobs: b, hub: hub}
 }

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
-	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/store/storetest"
 	"github.com/openkvs/openkvs/synth"
 )
 
@@ -23,24 +21,15 @@ import (
 type harness struct {
 	t       *testing.T
 	svc     *Service
-	catalog *sqlite.Catalog
-	blobs   *file.Blobs
+	catalog store.Catalog
+	blobs   store.Blobs
 	hub     *live.Hub
 	stream  *store.Stream
 }
 
 func newHarness(t *testing.T, retention int64) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := sqlite.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	b, err := file.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, b := storetest.Embedded(t)
 	st := &store.Stream{Name: "s", ARN: "arn:aws:kinesisvideo:us-east-1:000000000000:stream/s/1",
 		Status: store.StatusActive, RetentionHours: retention, Version: "v", StorageTier: "HOT", CreationTime: time.Now()}
 	if err := c.CreateStream(context.Background(), st); err != nil {

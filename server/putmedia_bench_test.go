@@ -15,28 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/client"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/server"
-	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/store/storetest"
 	"github.com/openkvs/openkvs/streams"
 	"github.com/openkvs/openkvs/synth"
 )
 
 // benchServer is an openkvs server over real storage, on loopback.
 func benchServer(b *testing.B) (*httptest.Server, *streams.Service, *live.Hub) {
-	dir := b.TempDir()
-	catalog, err := sqlite.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { catalog.Close() })
-	blobs, err := file.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	catalog, blobs := storetest.Embedded(b)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := live.NewHub(live.Options{})
 	// The per-stream rate limit (12.5 MB/s) would measure itself: lift it.

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/store"
-	"github.com/openkvs/openkvs/store/sqlite"
+	"github.com/openkvs/openkvs/store/storetest"
 )
 
 type fixture struct {
@@ -26,16 +24,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	dir := t.TempDir()
-	c, err := sqlite.Open(filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	b, err := file.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, b := storetest.Embedded(t)
 	f := &fixture{t: t, catalog: c, blobs: b, now: time.UnixMilli(1_700_000_000_000), busy: map[int64]bool{}}
 	f.sw = &Sweeper{Catalog: c, Blobs: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Busy: func(id int64) bool { return f.busy[id] }, Now: func() time.Time { return f.now }}
