@@ -411,15 +411,12 @@ func TestGetCLILiveEdge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chunks, err := mkv.ReadChunks(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var written []string
-	for r := mkv.NewChunkReader(bytes.NewReader(raw)); ; {
-		c, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range chunks {
 		written = append(written, c.Tags[mkv.TagFragmentNumber])
 	}
 	// Fragments are listed once persisted, which may trail their delivery.

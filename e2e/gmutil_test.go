@@ -482,18 +482,11 @@ func (r *gmRecorder) waitFor(t *testing.T, what string, cond func(b []byte, err 
 // gmChunks parses a complete payload.
 func gmChunks(t *testing.T, payload []byte) []*mkv.Chunk {
 	t.Helper()
-	cr := mkv.NewChunkReader(bytes.NewReader(payload))
-	var out []*mkv.Chunk
-	for {
-		c, err := cr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("payload chunk %d: %v", len(out), err)
-		}
-		out = append(out, c)
+	out, err := mkv.ReadChunks(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatalf("payload: %v", err)
 	}
+	return out
 }
 
 // gmNumbers lists the FRAGMENT_NUMBER tag of each chunk.

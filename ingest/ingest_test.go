@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -239,17 +238,9 @@ func TestIngestFixtures(t *testing.T) {
 // elements. It returns the stream and each fragment's expected bytes.
 func producerStream(t *testing.T, capture string) ([]byte, [][]byte, []*mkv.Chunk) {
 	t.Helper()
-	cr := mkv.NewChunkReader(bytes.NewReader(readFile(t, filepath.Join("..", "testdata", "kvs-samples", capture))))
-	var chunks []*mkv.Chunk
-	for {
-		c, err := cr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, c)
+	chunks, err := mkv.ReadChunks(bytes.NewReader(readFile(t, filepath.Join("..", "testdata", "kvs-samples", capture))))
+	if err != nil {
+		t.Fatal(err)
 	}
 	stream := bytes.Clone(chunks[0].Header)
 	var frags [][]byte

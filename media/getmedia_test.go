@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
@@ -114,18 +113,11 @@ func chunks(p []byte) int { return bytes.Count(p, []byte(mkv.TagContinuationToke
 
 func parse(t *testing.T, payload []byte) []*mkv.Chunk {
 	t.Helper()
-	cr := mkv.NewChunkReader(bytes.NewReader(payload))
-	var out []*mkv.Chunk
-	for {
-		c, err := cr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
+	out, err := mkv.ReadChunks(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return out
 }
 
 // A retention cut that overtakes a reader on the archive, deleting the

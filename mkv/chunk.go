@@ -76,6 +76,23 @@ func (c *ChunkReader) Next() (*Chunk, error) {
 	return ch, nil
 }
 
+// ReadChunks reads a whole finished payload, such as a GetMediaForFragmentList response or
+// a GetMedia response that has ended, into its chunks.
+func ReadChunks(r io.Reader) ([]*Chunk, error) {
+	cr := NewChunkReader(r)
+	var out []*Chunk
+	for {
+		c, err := cr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("chunk %d: %w", len(out)+1, err)
+		}
+		out = append(out, c)
+	}
+}
+
 func (c *ChunkReader) readChunk() (*Chunk, error) {
 	e, err := c.first()
 	if err != nil {

@@ -16,18 +16,11 @@ import (
 
 func readChunks(t testing.TB, r io.Reader) []*Chunk {
 	t.Helper()
-	cr := NewChunkReader(r)
-	var out []*Chunk
-	for {
-		c, err := cr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("chunk %d: %v", len(out)+1, err)
-		}
-		out = append(out, c)
+	out, err := ReadChunks(r)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return out
 }
 
 // producerStream rebuilds the PutMedia body a capture came from (spec 5.3): chunk 1 without
