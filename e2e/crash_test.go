@@ -18,7 +18,7 @@ func TestCrashDuringIngest(t *testing.T) {
 
 	const base = 1_700_000_000_000
 	v := synth.Video{Bitrate: 2_000_000} // 500 KB fragments
-	sent := map[uint64][]byte{}           // cluster timecode -> fragment bytes
+	sent := map[uint64][]byte{}          // cluster timecode -> fragment bytes
 	p := gmStartProducer(t, srv, "cam")
 	p.write(synth.Header(1))
 	// Fragments 0..5 whole: the start of 6 completes 5.
