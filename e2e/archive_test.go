@@ -29,7 +29,7 @@ func gmRange(typ types.FragmentSelectorType, from, to time.Time) *types.Fragment
 // stable while fragments arrive.
 func TestListFragments(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := startServer(t, "--listfragments-calls-per-second", "1000")
 	createStream(t, srv, "cam", 24)
 	v := synth.Video{Bitrate: 40_000} // 10 KB fragments of 2 s
 	frags := gmFrags(v, 0, 15)

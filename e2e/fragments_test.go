@@ -48,7 +48,10 @@ func TestFragmentsCLI(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.CommandContext(ctx(t), binary, append([]string{"fragments", "--endpoint", srv.URL, "--stream", "mixed"}, tc.args...)...)
-			cmd.Env = awsEnv(t)
+			// The listing pages past the server's 5 ListFragments calls per
+			// second: the command retries ClientLimitExceededException
+			// with backoff, given the attempts to.
+			cmd.Env = append(awsEnv(t), "AWS_MAX_ATTEMPTS=10")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {

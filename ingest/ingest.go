@@ -34,6 +34,7 @@ import (
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
 )
 
@@ -42,6 +43,7 @@ type Options struct {
 	MaxFragmentSize     int64         // bytes in one fragment (50 MB)
 	MaxFragmentDuration time.Duration // span of one fragment (20 s)
 	MaxTracks           int           // tracks in a stream header (3)
+	MaxHeaderSize       int64         // bytes of a stream header (mkv.DefaultMaxHeaderSize, 4 MiB)
 	MaxMetadataTags     int           // producer tags in one fragment (10)
 	CallsPerSecond      float64       // PutMedia calls per stream per second (5)
 	BytesPerSecond      float64       // ingest rate per stream (12.5 MB/s)
@@ -58,6 +60,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxTracks == 0 {
 		o.MaxTracks = 3
+	}
+	if o.MaxHeaderSize == 0 {
+		o.MaxHeaderSize = mkv.DefaultMaxHeaderSize
 	}
 	if o.MaxMetadataTags == 0 {
 		o.MaxMetadataTags = 10
@@ -174,15 +179,14 @@ func (m *Manager) release(s *Session) {
 	m.mu.Unlock()
 }
 
-// Busy reports whether a PutMedia session runs on the stream.
-func (m *Manager) Busy(streamID int64) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.active[streamID] != nil
-}
+// maxDeleteWait bounds how long StreamChanged waits for a deleted stream's
+// session to stop storing: a blob write in flight, at most one fragment.
+const maxDeleteWait = 10 * time.Second
 
-// StreamChanged ends the session of a deleted stream with STREAM_NOT_ACTIVE
-// and drops its live window; it is registered with the control plane.
+// StreamChanged ends the session of a deleted stream with STREAM_NOT_ACTIVE,
+// cancels what it was still storing and waits until it stores nothing
+// more, so that the stream's blobs can be deleted after it returns; then it
+// drops the stream's live window. It is registered with the control plane.
 func (m *Manager) StreamChanged(old, new *store.Stream) {
 	if new != nil {
 		return
@@ -193,6 +197,11 @@ func (m *Manager) StreamChanged(old, new *store.Stream) {
 	m.mu.Unlock()
 	if s != nil {
 		s.stop(errStreamDeleted)
+		select {
+		case <-s.persisted:
+		case <-time.After(maxDeleteWait):
+			m.log.Warn("deleted stream's session still storing; its blobs are left to the sweeper", "stream", old.Name)
+		}
 	}
 	m.hub.Drop(old.ID)
 }

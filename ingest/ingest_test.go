@@ -31,8 +31,14 @@ type harness struct {
 
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
+	return newHarnessLive(t, opts, live.Options{})
+}
+
+// newHarnessLive is newHarness with a live hub bounded by lopts.
+func newHarnessLive(t *testing.T, opts Options, lopts live.Options) *harness {
+	t.Helper()
 	c, b := storetest.Embedded(t)
-	hub := live.NewHub(live.Options{})
+	hub := live.NewHub(lopts)
 	return &harness{t: t, m: NewManager(c, b, hub, opts, nil), catalog: c, blobs: b, hub: hub}
 }
 

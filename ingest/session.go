@@ -3,8 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +55,15 @@ type Session struct {
 	stream *store.Stream
 	lim    *streamLimits
 	done   chan struct{}
+	// persisted is closed once the session stores nothing more: its
+	// persister finished, or never started.
+	persisted chan struct{}
+	// stopped ends when the session is stopped from outside: waits for
+	// memory end with it.
+	stopped     context.Context
+	cancelStop  context.CancelFunc
+	persistCtx  context.Context // ends when the stream is deleted: nothing more is stored
+	stopPersist context.CancelFunc
 
 	mu          sync.Mutex
 	cause       error // why the session was stopped from outside
@@ -64,7 +71,10 @@ type Session struct {
 
 	// Owned by the Run goroutine.
 	header       *mkv.Header
-	headerFirst  bool // the next fragment is the first after header
+	headerMem    int64       // memory reserved in the hub for header
+	firstHeader  *headerBlob // header of the next fragment, the first after header
+	laterHeader  *headerBlob // header of the fragments after that one
+	headerFirst  bool        // the next fragment is the first after header
 	seqNext      uint64
 	seqEnd       uint64
 	cur          *fragment
@@ -74,7 +84,15 @@ type Session struct {
 	p            Params
 	acks         chan Ack
 	persistQ     chan *fragment
-	headersSaved map[string]bool // owned by the persister goroutine
+}
+
+// headerBlob is a stream header as the fragments that use it are stored
+// with: the GetMedia chunk prefix, and the blob it was last written to.
+type headerBlob struct {
+	data []byte
+	// Owned by the persister goroutine.
+	key   string    // "" until stored
+	putAt time.Time // when key was written
 }
 
 // fragment is the fragment being received.
@@ -83,8 +101,9 @@ type fragment struct {
 	timecode     uint64
 	producerTime time.Time
 	serverTime   time.Time
-	size         int64 // bytes so far; the bytes themselves are in live
-	header       []byte
+	size         int64         // bytes so far; the bytes themselves are in live
+	duration     time.Duration // set when complete
+	header       *headerBlob
 	live         *live.Fragment
 	tracks       map[uint64]*trackSpan
 	metadataTags int
@@ -99,10 +118,14 @@ type trackSpan struct {
 }
 
 func newSession(m *Manager, st *store.Stream, lim *streamLimits) *Session {
-	return &Session{m: m, stream: st, lim: lim, done: make(chan struct{}), headersSaved: map[string]bool{}}
+	s := &Session{m: m, stream: st, lim: lim, done: make(chan struct{}), persisted: make(chan struct{})}
+	s.stopped, s.cancelStop = context.WithCancel(context.Background())
+	s.persistCtx, s.stopPersist = context.WithCancel(context.Background())
+	return s
 }
 
-// stop ends the session from outside; a blocked body read is cut short.
+// stop ends the session from outside; a blocked body read, or a wait for
+// memory, is cut short. A deleted stream's session also stops storing.
 func (s *Session) stop(cause error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,6 +133,10 @@ func (s *Session) stop(cause error) {
 		return
 	}
 	s.cause = cause
+	s.cancelStop()
+	if cause == errStreamDeleted {
+		s.stopPersist()
+	}
 	if s.setDeadline != nil {
 		s.setDeadline(time.Now())
 	}
@@ -126,12 +153,14 @@ func (s *Session) stopCause() error {
 func (s *Session) Run(ctx context.Context, p Params) error {
 	defer close(s.done)
 	defer s.m.release(s)
+	defer s.cancelStop()
 	s.p = p
 	s.mu.Lock()
 	s.setDeadline = p.SetReadDeadline
 	stopped := s.cause != nil
 	s.mu.Unlock()
 	if stopped {
+		close(s.persisted)
 		return s.stopCause()
 	}
 
@@ -141,19 +170,22 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 	writerDone := make(chan struct{})
 	go s.writeAcks(writerDone)
 	s.persistQ = make(chan *fragment, 4)
-	persisterDone := make(chan struct{})
-	go s.persist(ctx, persisterDone)
+	go s.persist()
 	body := newBodyReader(ctx, s, p)
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	idleDone := make(chan struct{})
 	go s.sendIdle(idleCtx, body, idleDone)
 
-	err := s.receive(mkv.NewSplitter(body, mkv.SplitterOptions{MaxElementSize: s.m.opts.MaxFragmentSize}), body)
+	sp := mkv.NewSplitter(body, mkv.SplitterOptions{MaxElementSize: s.m.opts.MaxFragmentSize,
+		MaxHeaderSize: s.m.opts.MaxHeaderSize, Memory: hubMemory{s}})
+	err := s.receive(sp, body)
+	sp.Close()
+	s.setHeader(nil)
 
 	stopIdle()
 	<-idleDone
 	close(s.persistQ)
-	<-persisterDone
+	<-s.persisted
 	if err == nil {
 		err = s.stopCause() // a failure elsewhere (storage, ACK writes) that the body outlived
 	}
@@ -181,7 +213,7 @@ func (s *Session) receive(sp *mkv.Splitter, body *bodyReader) error {
 		case *mkv.Header:
 			// A new header starts a new timecode base (the producer
 			// restarted its MKV generator).
-			s.header, s.headerFirst, s.havePrev = e, true, false
+			err = s.setHeader(e)
 		case *mkv.FragmentStart:
 			err = s.begin(e)
 		case *mkv.Frame:
@@ -200,6 +232,52 @@ func (s *Session) receive(sp *mkv.Splitter, body *bodyReader) error {
 		}
 	}
 }
+
+// setHeader makes h the stream header of the fragments that follow (nil
+// at the end of the session), with its memory reserved in the live hub.
+func (s *Session) setHeader(h *mkv.Header) error {
+	s.m.hub.Release(s.headerMem)
+	s.header, s.headerMem = nil, 0
+	if h == nil {
+		return nil
+	}
+	if h.TimecodeScale < 1 || h.TimecodeScale > maxTimecodeScale {
+		return fail(ErrInvalidMKV, "TimecodeScale %d ns is outside 1 ns to %d ns", h.TimecodeScale, maxTimecodeScale)
+	}
+	mem := headerMemory(h)
+	if err := s.m.hub.Reserve(s.stopped, mem); err != nil {
+		return fail(ErrInternal, "a stream header of %d bytes: %v", len(h.Data), err)
+	}
+	s.header, s.headerMem, s.headerFirst, s.havePrev = h, mem, true, false
+	s.firstHeader = &headerBlob{data: h.FirstChunkHeader}
+	s.laterHeader = s.firstHeader
+	if !bytes.Equal(h.ChunkHeader, h.FirstChunkHeader) {
+		s.laterHeader = &headerBlob{data: h.ChunkHeader}
+	}
+	return nil
+}
+
+// maxTimecodeScale is the coarsest TimecodeScale accepted: one second per
+// timecode unit. Producers use one millisecond; the bound keeps every time
+// computation far from overflow.
+const maxTimecodeScale = 1_000_000_000
+
+// headerMemory is what a stream header holds while it is the session's:
+// the bytes received, both chunk prefixes and the codec private data.
+func headerMemory(h *mkv.Header) int64 {
+	n := cap(h.Data) + len(h.FirstChunkHeader) + len(h.ChunkHeader)
+	for _, t := range h.Tracks {
+		n += len(t.CodecPrivate)
+	}
+	return int64(n)
+}
+
+// hubMemory charges a session's parse buffers to the live hub, so that
+// they count against --live-total-bytes with the fragments.
+type hubMemory struct{ s *Session }
+
+func (m hubMemory) Grow(n int) error { return m.s.m.hub.Reserve(m.s.stopped, int64(n)) }
+func (m hubMemory) Shrink(n int)     { m.s.m.hub.Release(int64(n)) }
 
 // endOfBody classifies what ended the body and finishes the open fragment.
 func (s *Session) endOfBody(err error, body *bodyReader) error {
@@ -224,9 +302,21 @@ func (s *Session) endOfBody(err error, body *bodyReader) error {
 			}
 		}
 		return nil
+	case errors.Is(err, live.ErrNoMemory):
+		s.abort()
+		return fail(ErrInternal, "no memory within --live-total-bytes for the stream: %v", err)
+	case errors.Is(err, mkv.ErrHeaderTooLarge):
+		s.abort()
+		return fail(ErrInvalidMKV, "%v", err)
 	case errors.Is(err, mkv.ErrTooLarge):
 		s.abort()
 		return fail(ErrFragmentTooLarge, "%v", err)
+	case errors.Is(err, mkv.ErrMidFragment):
+		// A producer that lost its connection resumed a fragment without
+		// its header. A retriable error makes it roll back and send the
+		// whole fragment again with one (kvs-protocol.md §4.5).
+		s.abort()
+		return fail(ErrStreamRead, "%v; send the fragment again from its start, after a stream header", err)
 	case errors.Is(err, mkv.ErrInvalid):
 		s.abort()
 		return fail(ErrInvalidMKV, "%v", err)
@@ -261,12 +351,17 @@ func (s *Session) nextNumber(now time.Time) (string, error) {
 
 func (s *Session) scale() int64 { return int64(s.header.TimecodeScale) }
 
+// maxSpan is the longest fragment allowed, in timecode units.
+func (s *Session) maxSpan() int64 { return int64(s.m.opts.MaxFragmentDuration) / s.scale() }
+
 // begin opens a fragment at a Cluster start and sends BUFFERING.
 func (s *Session) begin(e *mkv.FragmentStart) error {
 	now := time.Now()
 	number, err := s.nextNumber(now)
 	if err != nil {
-		return fail(ErrInternal, "%v", err)
+		// The catalog could not be written: a storage failure, like a
+		// full disk, which the producer may retry.
+		return fail(ErrArchival, "%v", err)
 	}
 	f := &fragment{number: number, timecode: e.Timecode, serverTime: now.Truncate(time.Millisecond), tracks: map[uint64]*trackSpan{}}
 	s.cur = f // so that an ERROR below names this fragment
@@ -289,13 +384,13 @@ func (s *Session) begin(e *mkv.FragmentStart) error {
 	if f.producerTime.Year() > 9999 {
 		return fail(ErrInvalidProducerTime, "producer timestamp %v is out of range", f.producerTime)
 	}
-	f.header = s.header.ChunkHeader
+	f.header = s.laterHeader
 	if s.headerFirst {
-		f.header = s.header.FirstChunkHeader
+		f.header = s.firstHeader
 		f.metadataTags = countMetadata(s.header.Tags)
 		s.headerFirst = false
 	}
-	f.live = s.m.hub.Begin(s.stream.ID, live.Meta{Number: number, ProducerTime: f.producerTime, ServerTime: f.serverTime, Header: f.header}, s.stream.RetentionHours > 0)
+	f.live = s.m.hub.Begin(s.stream.ID, live.Meta{Number: number, ProducerTime: f.producerTime, ServerTime: f.serverTime, Header: f.header.data}, s.stream.RetentionHours > 0)
 	s.ack(Ack{EventType: AckBuffering, FragmentTimecode: f.timecode, FragmentNumber: number})
 	return s.data(e.Data, e.Tags)
 }
@@ -315,8 +410,13 @@ func (s *Session) data(b []byte, tags []mkv.SimpleTag) error {
 			return fail(ErrMetadataLimit, "metadata tag %.40q exceeds 128-byte name or 256-byte value", t.Name)
 		}
 	}
+	if err := f.live.Write(s.stopped, b); err != nil {
+		if s.stopCause() != nil {
+			return s.stopCause()
+		}
+		return fail(ErrInternal, "no memory within --live-total-bytes for the fragment: %v", err)
+	}
 	f.size += int64(len(b))
-	f.live.Write(b)
 	return nil
 }
 
@@ -350,13 +450,20 @@ func (s *Session) frame(e *mkv.Frame) error {
 		t.last = tc
 		t.minStart = min(t.minStart, tc)
 	}
+	// Spans are compared in timecode units, where the bounds on tc (16 bits)
+	// and on the scale keep every sum and product far from overflow.
 	end := tc
 	if e.HasDuration {
+		if e.Duration > uint64(s.maxSpan()) {
+			return fail(ErrFragmentTooLong, "a block lasts %d × %d ns; a fragment may span at most %v",
+				e.Duration, s.scale(), s.m.opts.MaxFragmentDuration)
+		}
 		end += int64(e.Duration)
 	}
 	t.maxEnd = max(t.maxEnd, end)
-	if span := time.Duration((f.span()) * s.scale()); span > s.m.opts.MaxFragmentDuration {
-		return fail(ErrFragmentTooLong, "fragment spans %v; at most %v is allowed", span, s.m.opts.MaxFragmentDuration)
+	if span := f.span(); span > s.maxSpan() {
+		return fail(ErrFragmentTooLong, "fragment spans %v; at most %v is allowed",
+			time.Duration(span)*time.Duration(s.scale()), s.m.opts.MaxFragmentDuration)
 	}
 	return s.data(e.Data, nil)
 }
@@ -397,7 +504,8 @@ func (s *Session) end() error {
 			return fail(ErrFramesMissing, "no frames for track %d in the fragment", t.Number)
 		}
 	}
-	f.live.Complete(time.Duration(f.span() * s.scale()).Truncate(time.Millisecond))
+	f.duration = time.Duration(f.span() * s.scale()).Truncate(time.Millisecond)
+	f.live.Complete(f.duration)
 	s.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number})
 	s.prevTimecode, s.havePrev = f.timecode, true
 	s.cur = nil
@@ -416,34 +524,41 @@ const persistParallel = 4
 type persistJob struct {
 	f         *fragment
 	headerKey string
+	headerAt  time.Time  // when the header blob was written
 	blobDone  chan error // the fragment blob (and header blob) are durable, or not
+	blobAt    time.Time  // when the fragment blob was written; set before blobDone
+	stored    bool       // the fragment blob may exist: delete it if the row is not added
 }
 
 // persist stores complete fragments: blobs in parallel, then rows strictly
 // in fragment order, each only after its blobs are durable, then PERSISTED
 // (DESIGN.md "Order of durability"). Rows in order mean an archive reader
 // that follows fragment numbers never sees a later fragment before an
-// earlier one.
-func (s *Session) persist(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	// Persisting outlives a cancelled request: the fragments were RECEIVED.
-	ctx = context.WithoutCancel(ctx)
+// earlier one. Persisting outlives the request (the fragments were
+// RECEIVED) but not the stream: deletion cancels s.persistCtx.
+func (s *Session) persist() {
+	defer close(s.persisted)
+	defer s.stopPersist()
+	ctx := s.persistCtx
 	jobs := make(chan *persistJob, persistParallel)
 	indexed := make(chan struct{})
 	go s.index(ctx, jobs, indexed)
 	sem := make(chan struct{}, persistParallel)
 	for f := range s.persistQ {
 		j := &persistJob{f: f, blobDone: make(chan error, 1)}
-		key, err := s.storeHeader(ctx, f.header)
-		j.headerKey = key
+		var err error
+		j.headerKey, j.headerAt, err = s.storeHeader(ctx, f)
 		if err != nil {
 			j.blobDone <- err
 		} else {
 			sem <- struct{}{}
+			j.stored = true
 			go func() {
 				defer func() { <-sem }()
 				// The live hub holds the fragment's bytes: store them from there.
-				j.blobDone <- s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{f: f.live})
+				err := s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{ctx: ctx, f: f.live})
+				j.blobAt = time.Now()
+				j.blobDone <- err
 			}()
 		}
 		jobs <- j
@@ -455,7 +570,8 @@ func (s *Session) persist(ctx context.Context, done chan struct{}) {
 // index adds fragment rows in order. Each catalog call takes every
 // consecutive fragment whose blob is already durable, so a fast producer
 // pays one commit for several fragments. After a failure it adds nothing
-// more, so the archive has no gap.
+// more, so the archive has no gap; the fragments it could not add are
+// withdrawn from the live hub, since they will never be in the archive.
 func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan struct{}) {
 	defer close(done)
 	failed := false
@@ -470,6 +586,8 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 			}
 		}
 		if failed {
+			<-j.blobDone
+			s.discard(ctx, []*persistJob{j})
 			continue
 		}
 		var ready []*persistJob
@@ -501,9 +619,15 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 				break gather
 			}
 		}
+		if late := lateReference(ready); late >= 0 {
+			s.discard(ctx, ready[late+1:])
+			bad, badErr = ready[late], fmt.Errorf("its blobs were written longer than %v ago", store.MaxReferenceDelay)
+			ready = ready[:late]
+		}
 		if len(ready) > 0 {
 			if err := s.m.catalog.AddFragments(ctx, s.rows(ready)); err != nil {
 				bad, badErr = ready[0], err
+				s.discard(ctx, ready[1:])
 				ready = nil
 			}
 		}
@@ -513,11 +637,72 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 		}
 		if bad != nil {
 			failed = true
-			held = nil
-			f := bad.f
-			s.m.log.Error("persist fragment", "stream", s.stream.Name, "fragment", f.number, "err", badErr)
-			s.ack(Ack{EventType: AckError, FragmentTimecode: f.timecode, FragmentNumber: f.number, ErrorID: ErrArchival.ID, ErrorCode: ErrArchival.Code})
-			s.stop(fmt.Errorf("persist fragment %s: %w", f.number, badErr))
+			s.failed(ctx, bad, badErr)
+		}
+	}
+}
+
+// lateReference returns the index of the first job whose fragment or
+// header blob was written too long ago for a row to reference it (the
+// sweeper may take it for an orphan: store.MaxReferenceDelay), or -1.
+func lateReference(jobs []*persistJob) int {
+	for i, j := range jobs {
+		if time.Since(j.blobAt) > store.MaxReferenceDelay || time.Since(j.headerAt) > store.MaxReferenceDelay {
+			return i
+		}
+	}
+	return -1
+}
+
+// failed ends the session after fragment j could not be stored: ERROR
+// 5001, which the producer answers by sending it again. The stream's
+// deletion is no storage failure: the session ends with STREAM_NOT_ACTIVE
+// instead.
+func (s *Session) failed(ctx context.Context, j *persistJob, err error) {
+	s.discard(ctx, []*persistJob{j})
+	f := j.f
+	if ctx.Err() != nil || errors.Is(err, store.ErrNotFound) {
+		s.stop(errStreamDeleted)
+		return
+	}
+	s.m.log.Error("persist fragment", "stream", s.stream.Name, "fragment", f.number, "err", err)
+	s.ack(Ack{EventType: AckError, FragmentTimecode: f.timecode, FragmentNumber: f.number, ErrorID: ErrArchival.ID, ErrorCode: ErrArchival.Code})
+	s.stop(fmt.Errorf("persist fragment %s: %w", f.number, err))
+}
+
+// discard gives up fragments whose rows were not added: they leave the
+// live hub, so that readers no longer find them and their memory goes, and
+// their blobs are deleted unless a row turns out to exist after all (a
+// commit that failed late). A blob whose deletion fails is left for the
+// sweeper's orphan pass.
+func (s *Session) discard(ctx context.Context, jobs []*persistJob) {
+	var numbers []string
+	for _, j := range jobs {
+		j.f.live.Withdraw()
+		if j.stored {
+			numbers = append(numbers, j.f.number)
+		}
+	}
+	if len(numbers) == 0 {
+		return
+	}
+	// The lookup and deletes must run even after a deletion cancelled ctx.
+	ctx = context.WithoutCancel(ctx)
+	rows, err := s.m.catalog.Fragments(ctx, s.stream.ID, numbers)
+	if err != nil {
+		s.m.log.Warn("blobs of unstored fragments left to the sweeper", "stream", s.stream.Name, "err", err)
+		return
+	}
+	kept := map[string]bool{}
+	for _, r := range rows {
+		kept[r.Number] = true
+	}
+	for _, j := range jobs {
+		if !j.stored || kept[j.f.number] {
+			continue
+		}
+		if err := s.m.blobs.Delete(ctx, s.blobKey(j.f)); err != nil {
+			s.m.log.Warn("blob of an unstored fragment left to the sweeper", "stream", s.stream.Name, "fragment", j.f.number, "err", err)
 		}
 	}
 }
@@ -532,7 +717,7 @@ func (s *Session) rows(jobs []*persistJob) []*store.Fragment {
 			Number:       f.number,
 			ProducerTime: f.producerTime,
 			ServerTime:   f.serverTime,
-			Duration:     time.Duration(f.span() * s.scale()).Truncate(time.Millisecond),
+			Duration:     f.duration,
 			Size:         f.size,
 			BlobKey:      s.blobKey(f),
 			HeaderKey:    j.headerKey,
@@ -545,20 +730,25 @@ func (s *Session) blobKey(f *fragment) string {
 	return fmt.Sprintf("s%d/f/%s", s.stream.ID, f.number)
 }
 
-// storeHeader writes a stream header blob the first time a fragment uses
-// it; headers are few and small, so this runs in the persist loop itself,
-// before any row can reference the header.
-func (s *Session) storeHeader(ctx context.Context, header []byte) (string, error) {
-	sum := sha256.Sum256(header)
-	key := fmt.Sprintf("s%d/h/%s", s.stream.ID, hex.EncodeToString(sum[:16]))
-	if s.headersSaved[key] {
-		return key, nil
+// storeHeader writes the header blob of fragment f the first time a
+// fragment uses it, under the key of that fragment's number, so no two
+// sessions or streams share a header blob and deleting one can never
+// break another. A header in use longer than half of
+// store.MaxReferenceDelay is written again under a new key, so that rows
+// always reference a recent blob (see the sweeper). Headers are few and
+// small: this runs in the persist loop itself, before any row can
+// reference the header.
+func (s *Session) storeHeader(ctx context.Context, f *fragment) (string, time.Time, error) {
+	h := f.header
+	if h.key != "" && time.Since(h.putAt) < store.MaxReferenceDelay/2 {
+		return h.key, h.putAt, nil
 	}
-	if err := s.m.blobs.Put(ctx, key, bytes.NewReader(header)); err != nil {
-		return key, err
+	key := fmt.Sprintf("s%d/h/%s", s.stream.ID, f.number)
+	if err := s.m.blobs.Put(ctx, key, bytes.NewReader(h.data)); err != nil {
+		return "", time.Time{}, fmt.Errorf("store header: %w", err)
 	}
-	s.headersSaved[key] = true
-	return key, nil
+	h.key, h.putAt = key, time.Now()
+	return h.key, h.putAt, nil
 }
 
 // ack queues an ACK for the writer goroutine, which keeps them in order.
@@ -633,12 +823,13 @@ func (s *Session) drain(body *bodyReader) {
 // fragmentReader reads a complete live fragment from the start, without
 // copying it first.
 type fragmentReader struct {
+	ctx context.Context
 	f   *live.Fragment
 	off int
 }
 
 func (r *fragmentReader) Read(p []byte) (int, error) {
-	view, done, err := r.f.Next(context.Background(), r.off)
+	view, done, err := r.f.Next(r.ctx, r.off)
 	if err != nil {
 		return 0, err
 	}
@@ -654,7 +845,7 @@ func (r *fragmentReader) Read(p []byte) (int, error) {
 func (r *fragmentReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		view, done, err := r.f.Next(context.Background(), r.off)
+		view, done, err := r.f.Next(r.ctx, r.off)
 		if err != nil {
 			return total, err
 		}

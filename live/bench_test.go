@@ -46,7 +46,7 @@ func BenchmarkWrite(b *testing.B) {
 			s := h.Stream(1)
 			frame := pattern(1, 1024)
 			f := h.Begin(1, meta(1), memoryOnly)
-			f.Write(frame)
+			f.Write(context.Background(), frame)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			var started, wg sync.WaitGroup
@@ -66,7 +66,7 @@ func BenchmarkWrite(b *testing.B) {
 					f.Complete(time.Second)
 					f = h.Begin(1, meta(i/perFragment+1), memoryOnly)
 				}
-				f.Write(frame)
+				f.Write(context.Background(), frame)
 			}
 			cancel()
 			wg.Wait()
@@ -148,7 +148,7 @@ func lockstep(b *testing.B, readers int) (lat []time.Duration, bytes int64) {
 		}
 		pending.Store(int64(readers * len(p)))
 		frame, sent = i, time.Now()
-		f.Write(p)
+		f.Write(context.Background(), p)
 		<-ack
 		bytes += int64(len(p))
 	}

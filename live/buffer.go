@@ -20,20 +20,23 @@ type chunk struct {
 }
 
 // Write appends a copy of p to the fragment and wakes the readers waiting for it; the caller
-// may reuse p at once. Write never waits for readers. Bytes written after the fragment ended
-// are discarded.
-func (f *Fragment) Write(p []byte) {
+// may reuse p at once. Write never waits for readers, but a Write that needs a new chunk
+// waits for room within the hub's MaxTotalBytes (see Hub.Reserve) and returns ErrNoMemory if
+// there is none; the caller should then Abort the fragment, which holds only part of p.
+// Bytes written after the fragment ended are discarded.
+func (f *Fragment) Write(ctx context.Context, p []byte) error {
 	if len(p) == 0 {
-		return
+		return nil
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	for rest := p; len(rest) > 0; {
 		if len(f.tail) == cap(f.tail) {
-			c := make([]byte, f.chunkSize(len(rest)))
-			if !f.hub.grow(f, len(c)) {
-				return
+			size := f.chunkSize(len(rest))
+			if ok, err := f.hub.grow(ctx, f, size); !ok {
+				return err
 			}
+			c := make([]byte, size)
 			f.mu.Lock()
 			f.chunks = append(f.chunks, chunk{start: f.written, b: c})
 			f.mu.Unlock()
@@ -49,13 +52,14 @@ func (f *Fragment) Write(p []byte) {
 	f.mu.Lock()
 	if f.done {
 		f.mu.Unlock()
-		return
+		return nil
 	}
 	f.n = f.written
 	changed := f.changed
 	f.changed = nil
 	f.mu.Unlock()
 	broadcast(changed)
+	return nil
 }
 
 // chunkSize returns the capacity of the next chunk. The first is as large as the stream's

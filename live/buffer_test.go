@@ -47,7 +47,7 @@ func TestFollowWriteByWrite(t *testing.T) {
 		}
 		p := pattern(i, size)
 		want = append(want, p...)
-		f.Write(p)
+		f.Write(context.Background(), p)
 		for got := 0; got < size; {
 			v, ok := <-views
 			if !ok {
@@ -92,8 +92,8 @@ func TestViewAcrossChunks(t *testing.T) {
 	f := h.Begin(1, meta(1), memoryOnly)
 	ctx := context.Background()
 	a, b := pattern(1, minChunk-4), pattern(2, 10)
-	f.Write(a)
-	f.Write(b)
+	f.Write(context.Background(), a)
+	f.Write(context.Background(), b)
 
 	p, done, err := f.Next(ctx, minChunk-6)
 	if err != nil || done || !bytes.Equal(p, append(a[minChunk-6:], b[:4]...)) {
@@ -111,7 +111,7 @@ func TestViewAcrossChunks(t *testing.T) {
 		t.Fatalf("a view of %d bytes has capacity %d: appending to it would overwrite the next write", len(p), cap(p))
 	}
 	c := pattern(3, 5)
-	f.Write(c)
+	f.Write(context.Background(), c)
 	f.Complete(2 * time.Second)
 	p, done, err = f.Next(ctx, minChunk+6)
 	if err != nil || !done || !bytes.Equal(p, c) {
@@ -128,10 +128,10 @@ func TestNextEnd(t *testing.T) {
 	if d, ok := f.Duration(); ok || d != 0 {
 		t.Errorf("Duration of an in-progress fragment = %v, %v; want 0, false", d, ok)
 	}
-	f.Write([]byte("abc"))
+	f.Write(context.Background(), []byte("abc"))
 	f.Complete(1500 * time.Millisecond)
-	f.Write([]byte("late")) // discarded
-	f.Abort()               // does nothing to a complete fragment
+	f.Write(context.Background(), []byte("late")) // discarded
+	f.Abort()                                     // does nothing to a complete fragment
 	if p, done, err := f.Next(ctx, 1); string(p) != "bc" || !done || err != nil {
 		t.Errorf("Next(1) = %q, %v, %v; want \"bc\", true, nil", p, done, err)
 	}
@@ -143,7 +143,7 @@ func TestNextEnd(t *testing.T) {
 	}
 
 	g := h.Begin(1, meta(2), memoryOnly)
-	g.Write([]byte("xy"))
+	g.Write(context.Background(), []byte("xy"))
 	g.Abort()
 	g.Complete(time.Second) // does nothing to an aborted fragment
 	if got := readAll(t, g); string(got) != "xy" {
@@ -175,7 +175,7 @@ func TestNextWaits(t *testing.T) {
 	}
 
 	c := next(context.Background(), 0)
-	f.Write([]byte("frame"))
+	f.Write(context.Background(), []byte("frame"))
 	if r := <-c; string(r.p) != "frame" || r.done || r.err != nil {
 		t.Errorf("woken by Write: %q, %v, %v", r.p, r.done, r.err)
 	}
@@ -203,9 +203,9 @@ func TestChunkSizing(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		f := h.Begin(1, meta(i), memoryOnly)
 		for j := range size / 1000 {
-			f.Write(pattern(j, 1000))
+			f.Write(context.Background(), pattern(j, 1000))
 		}
-		f.Write(pattern(i, size%1000+i-1)) // each fragment a byte longer than the last
+		f.Write(context.Background(), pattern(i, size%1000+i-1)) // each fragment a byte longer than the last
 		f.Complete(time.Second)
 		var s []int
 		for _, c := range f.chunks {

@@ -26,20 +26,29 @@
 // while nobody waits. A reader that stops reading holds nothing the producer needs; when it
 // comes back its next Next returns everything published meanwhile in one view.
 //
-// # Eviction
+// # Eviction and memory
 //
-// The hub counts the capacity of every fragment's chunks. A complete fragment becomes
-// evictable once Persisted, or at once for a fragment begun with archived false. Evictable
-// fragments go oldest first when their stream holds more than Options.MaxStreamBytes, when
-// the hub holds more than Options.MaxTotalBytes (oldest across all streams), or when they were
-// begun more than Options.MaxAge ago. A stream's window loses fragments only at its oldest
-// end, so it is always a contiguous run of the stream's latest fragments, and a reader can
-// tell from Fragment.Prev whether it missed any, and from Stream.Evicted whether those were
-// evicted (complete, so archived if the stream keeps an archive) or aborted. In-progress
-// fragments and archived fragments not yet persisted are never evicted: ingest bounds their
-// size. Age is checked lazily by every call into the hub, so the hub runs no goroutine; an idle
-// hub releases expired fragments on its next call. A reader that holds an evicted fragment keeps reading it; it just cannot be
-// found any more.
+// The hub counts the capacity of every fragment's chunks, plus its header (shared by a
+// producer session's fragments but counted in each), plus what ingest takes with Reserve for
+// memory it holds outside fragments (parse buffers, stream headers). A complete fragment
+// becomes evictable once Persisted, or at once for a fragment begun with archived false.
+// Evictable fragments go oldest first when their stream holds more than
+// Options.MaxStreamBytes, when the hub holds more than Options.MaxTotalBytes (oldest across
+// all streams), or when they were begun more than Options.MaxAge ago. In-progress fragments
+// and archived fragments not yet persisted are never evicted; instead MaxTotalBytes is a
+// hard limit on growth: a Write that needs a new chunk, or a Reserve, that finds no room even
+// after evicting what it may waits up to Options.MemoryWait for fragments being persisted to
+// become evictable, then fails with ErrNoMemory, and ingest ends that producer's session.
+// A fragment that will never be persisted is Withdrawn (an in-progress one Aborted): it
+// leaves the window at once, so it never holds memory back.
+//
+// Apart from withdrawn and aborted fragments, a stream's window loses fragments only at its
+// oldest end, so it is a run of the stream's latest fragments, and a reader can tell from
+// Fragment.Prev whether it missed any, and from Stream.Evicted whether those were evicted
+// (complete, so archived if the stream keeps an archive) or withdrawn or aborted (never in
+// the archive: nothing to report). Age is checked lazily by every call into the hub, so the
+// hub runs no goroutine; an idle hub releases expired fragments on its next call. A reader
+// that holds an evicted fragment keeps reading it; it just cannot be found any more.
 //
 // # Locking
 //

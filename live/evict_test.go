@@ -12,7 +12,7 @@ import (
 // capacity once the stream's previous fragment had that size too.
 func fill(h *Hub, stream int64, i int, archived bool) *Fragment {
 	f := h.Begin(stream, meta(i), archived)
-	f.Write(pattern(i, minChunk))
+	f.Write(context.Background(), pattern(i, minChunk))
 	return f
 }
 
@@ -74,7 +74,7 @@ func TestEvictStreamBytesMemoryOnly(t *testing.T) {
 	checkStats(t, h, "third begun", Stats{Bytes: 2 * minChunk, Fragments: 2, Streams: 1, Evictions: 1, EvictedBytes: minChunk})
 	checkOldest(t, h, 1, "third begun", number(2))
 
-	f3.Write(pattern(33, 4*minChunk)) // one more chunk: 16 KiB written, need 64 KiB
+	f3.Write(context.Background(), pattern(33, 4*minChunk)) // one more chunk: 16 KiB written, need 64 KiB
 	checkStats(t, h, "third grown", Stats{Bytes: 5 * minChunk, Fragments: 1, Streams: 1, Evictions: 2, EvictedBytes: 2 * minChunk})
 	checkOldest(t, h, 1, "third grown", number(3))
 
@@ -154,8 +154,8 @@ func TestAbortLeavesWindow(t *testing.T) {
 	if g, _ := h.Stream(1).After(context.Background(), number(1), false); g != nil {
 		t.Errorf("After finds the aborted fragment")
 	}
-	f.Write([]byte("late")) // no new chunk is counted for an aborted fragment
-	f.Write(pattern(1, minChunk))
+	f.Write(context.Background(), []byte("late")) // no new chunk is counted for an aborted fragment
+	f.Write(context.Background(), pattern(1, minChunk))
 	checkStats(t, h, "written after abort", Stats{Bytes: minChunk, Fragments: 1, Streams: 1})
 }
 
@@ -197,7 +197,7 @@ func TestStalledReader(t *testing.T) {
 	for i := range total / fragment {
 		f := h.Begin(1, meta(i+1), i%2 == 0)
 		for range fragment / write {
-			f.Write(buf)
+			f.Write(context.Background(), buf)
 			buf[0]++ // the producer reuses its buffer
 		}
 		f.Complete(time.Second)

@@ -72,7 +72,7 @@ func TestConcurrentReaders(t *testing.T) {
 		f := h.Begin(1, meta(i+1), memoryOnly)
 		off := 0
 		for _, n := range sizes[i] {
-			f.Write(want[i][off : off+n])
+			f.Write(context.Background(), want[i][off:off+n])
 			off += n
 		}
 		f.Complete(time.Second)

@@ -103,6 +103,7 @@ func (f *Fragment) finish(st state, d time.Duration) chan struct{} {
 	} else {
 		s.hint = n
 		h.trim(s)
+		broadcast(h.takeFreed()) // f may be evictable now: let waiters for memory look again
 	}
 	return ended
 }
@@ -115,6 +116,26 @@ func (f *Fragment) Persisted() {
 	defer h.mu.Unlock()
 	f.persisted = true
 	h.trim(f.stream)
+	broadcast(h.takeFreed()) // f may be evictable now: let waiters for memory look again
+}
+
+// Withdraw takes a fragment that will never be persisted out of the window, wherever it is
+// (ingest failed to store it, or the session that received it failed before it could), so
+// that no reader finds it from now on; an in-progress fragment is aborted. Readers already
+// following it see it end where it is. Like an aborted fragment, and unlike an evicted one,
+// it leaves no gap that a reader must report: it was never in the archive.
+func (f *Fragment) Withdraw() {
+	h := f.hub
+	h.mu.Lock()
+	var ended chan struct{}
+	if f.state == inProgress {
+		ended = f.finish(aborted, 0)
+	} else {
+		f.state = aborted
+		h.release(f)
+	}
+	h.mu.Unlock()
+	broadcast(ended)
 }
 
 // Meta returns what the producer passed to Begin.

@@ -27,7 +27,7 @@ func number(i int) string {
 
 // meta returns the Meta of the i-th fragment of a test stream.
 func meta(i int) Meta {
-	return Meta{Number: number(i), Header: []byte("header")}
+	return Meta{Number: number(i)}
 }
 
 // pattern returns n bytes that differ with seed and position, so that a misplaced or

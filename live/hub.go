@@ -1,6 +1,8 @@
 package live
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -12,18 +14,28 @@ const (
 	// DefaultMaxAge matches the 5-minute ingestion buffer KVS keeps for retention-0 streams
 	// (spec 5.1).
 	DefaultMaxAge = 5 * time.Minute
+	// DefaultMemoryWait is long enough for fragments being persisted to become evictable,
+	// and short enough that a producer whose bytes find no room hears of it well before its
+	// own staleness timeouts.
+	DefaultMemoryWait = 5 * time.Second
 )
+
+// ErrNoMemory is returned by Write and Reserve when MaxTotalBytes left no room within
+// MemoryWait, or the caller's context ended while waiting for it.
+var ErrNoMemory = errors.New("live: memory limit reached")
 
 // Options bounds the memory a Hub holds; fields that are zero or negative take the defaults.
 type Options struct {
 	MaxStreamBytes int64         // buffer capacity one stream's window may hold (default 64 MiB)
-	MaxTotalBytes  int64         // buffer capacity all streams together may hold (default 1 GiB)
+	MaxTotalBytes  int64         // memory all streams together may hold, Reserve included (default 1 GiB)
 	MaxAge         time.Duration // fragments begun longer ago than this are evicted (default 5 min)
+	MemoryWait     time.Duration // longest a Write or Reserve waits for room (default 5 s)
 }
 
 // Stats is a snapshot of a Hub's memory use, for metrics.
 type Stats struct {
-	Bytes        int64 // buffer capacity of the fragments held, in-progress ones included
+	Bytes        int64 // memory counted against MaxTotalBytes: fragments held (in-progress ones included) and Reserved
+	Reserved     int64 // memory taken with Reserve
 	Fragments    int   // fragments held
 	Streams      int   // streams holding at least one fragment
 	Evictions    int64 // fragments evicted by the limits or by age since the hub was created
@@ -43,6 +55,7 @@ type Hub struct {
 	oldest  *Fragment // held fragments of all streams in Begin order: the order of age and
 	newest  *Fragment // total-bytes eviction (linked through Fragment.older and .newer)
 	stats   Stats
+	freed   chan struct{} // closed when memory may have become available; nil until someone waits
 }
 
 // NewHub returns an empty Hub bounded by opts.
@@ -55,6 +68,9 @@ func NewHub(opts Options) *Hub {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.MemoryWait <= 0 {
+		opts.MemoryWait = DefaultMemoryWait
 	}
 	return &Hub{opts: opts, now: time.Now, streams: make(map[int64]*Stream)}
 }
@@ -97,7 +113,11 @@ func (h *Hub) Begin(streamID int64, m Meta, archived bool) *Fragment {
 	if s.current != nil {
 		ended = s.current.finish(aborted, 0)
 	}
-	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(), hint: s.hint}
+	// The header is shared by the fragments of a producer session but counted in each: it is
+	// small next to a fragment, and counting it once would need to know when the last
+	// fragment using it leaves.
+	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(), hint: s.hint,
+		size: int64(len(m.Header))}
 	s.last = m.Number
 	s.current = f
 	h.hold(f)
@@ -134,6 +154,81 @@ func (h *Hub) Drop(streamID int64) {
 	h.mu.Unlock()
 	broadcast(ended)
 	broadcast(dropped)
+}
+
+// Reserve takes n bytes of MaxTotalBytes for memory held outside fragments (ingest's parse
+// buffers and stream headers), evicting what may be evicted to make room and waiting up to
+// MemoryWait for fragments being persisted to become evictable. It returns ErrNoMemory if
+// there is no room by then, or once ctx ends. Release gives the bytes back.
+func (h *Hub) Reserve(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	return h.waitRoom(ctx, n, func() bool { return true }, func() {
+		h.stats.Reserved += n
+		h.stats.Bytes += n
+	})
+}
+
+// Release gives back n bytes taken with Reserve.
+func (h *Hub) Release(n int64) {
+	if n <= 0 {
+		return
+	}
+	h.mu.Lock()
+	h.stats.Reserved -= n
+	h.stats.Bytes -= n
+	freed := h.takeFreed()
+	h.mu.Unlock()
+	broadcast(freed)
+}
+
+// waitRoom waits until n more bytes fit in MaxTotalBytes, evicting what it may, and then
+// calls take with h.mu held. While it waits, ok (called with h.mu held) may call the wait
+// off: waitRoom then returns nil without taking anything.
+func (h *Hub) waitRoom(ctx context.Context, n int64, ok func() bool, take func()) error {
+	if n > h.opts.MaxTotalBytes {
+		return ErrNoMemory
+	}
+	var timeout <-chan time.Time
+	for {
+		h.mu.Lock()
+		if !ok() {
+			h.mu.Unlock()
+			return nil
+		}
+		h.makeRoom(n)
+		if h.stats.Bytes+n <= h.opts.MaxTotalBytes {
+			take()
+			h.mu.Unlock()
+			return nil
+		}
+		if h.freed == nil {
+			h.freed = make(chan struct{})
+		}
+		freed := h.freed
+		h.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(h.opts.MemoryWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-timeout:
+			return ErrNoMemory
+		case <-ctx.Done():
+			return ErrNoMemory
+		}
+	}
+}
+
+// takeFreed returns the channel of waiters for memory, to be closed once h.mu is released.
+// h.mu must be held.
+func (h *Hub) takeFreed() chan struct{} {
+	freed := h.freed
+	h.freed = nil
+	return freed
 }
 
 // Stats returns the hub's current memory use and eviction counts.

@@ -119,3 +119,11 @@ func (s *Stream) Latest() string {
 	defer h.mu.Unlock()
 	return s.last
 }
+
+// Waiting reports whether a reader waits in After for a fragment to begin on the stream.
+func (s *Stream) Waiting() bool {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return s.changed != nil
+}

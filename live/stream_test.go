@@ -56,7 +56,7 @@ func TestWindowLookups(t *testing.T) {
 	if f1.Prev() != "" || f2.Prev() != number(1) || f3.Prev() != number(2) {
 		t.Errorf("Prev = %q, %q, %q", f1.Prev(), f2.Prev(), f3.Prev())
 	}
-	if m := f2.Meta(); m.Number != number(2) || string(m.Header) != "header" {
+	if m := f2.Meta(); m.Number != number(2) {
 		t.Errorf("Meta = %+v", m)
 	}
 	f3.Complete(time.Second)
@@ -109,9 +109,9 @@ func TestDrop(t *testing.T) {
 	old := h.Begin(1, meta(1), memoryOnly)
 	old.Complete(time.Second)
 	cur := h.Begin(1, meta(2), toArchive)
-	cur.Write([]byte("abc"))
+	cur.Write(context.Background(), []byte("abc"))
 	other := h.Begin(2, meta(1), memoryOnly)
-	other.Write([]byte("x"))
+	other.Write(context.Background(), []byte("x"))
 	s := h.Stream(1)
 
 	h.Drop(1)
@@ -123,7 +123,7 @@ func TestDrop(t *testing.T) {
 	if s.Current() != nil || s.Oldest() != "" || s.Get(number(1)) != nil {
 		t.Error("a dropped stream still has fragments")
 	}
-	cur.Write([]byte("def")) // the producer has not noticed yet: discarded
+	cur.Write(context.Background(), []byte("def")) // the producer has not noticed yet: discarded
 	if got := readAll(t, cur); string(got) != "abc" {
 		t.Errorf("the dropped in-progress fragment reads %q, want \"abc\"", got)
 	}
@@ -147,7 +147,7 @@ func TestBeginAbortsInProgress(t *testing.T) {
 	h := NewHub(Options{})
 	s := h.Stream(1)
 	f1 := h.Begin(1, meta(1), toArchive)
-	f1.Write([]byte("partial"))
+	f1.Write(context.Background(), []byte("partial"))
 	f2 := h.Begin(1, meta(2), toArchive)
 	if got := readAll(t, f1); string(got) != "partial" {
 		t.Errorf("the interrupted fragment reads %q", got)
@@ -170,10 +170,10 @@ func TestBeginStaleNumber(t *testing.T) {
 	h := NewHub(Options{})
 	s := h.Stream(1)
 	f5 := h.Begin(1, meta(5), toArchive)
-	f5.Write([]byte("live"))
+	f5.Write(context.Background(), []byte("live"))
 	for _, n := range []string{number(5), number(4), "", "0"} {
 		f := h.Begin(1, Meta{Number: n}, toArchive)
-		f.Write([]byte("stale"))
+		f.Write(context.Background(), []byte("stale"))
 		f.Complete(time.Second)
 		f.Persisted()
 		if got := readAll(t, f); len(got) != 0 {

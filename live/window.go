@@ -1,5 +1,10 @@
 package live
 
+import (
+	"context"
+	"slices"
+)
+
 // This file keeps the windows: which fragments the hub holds, what they cost, and which to
 // evict. Every function here requires h.mu.
 
@@ -10,6 +15,8 @@ func (h *Hub) hold(f *Fragment) {
 		h.stats.Streams++
 	}
 	s.window = append(s.window, f)
+	s.bytes += f.size
+	h.stats.Bytes += f.size
 	f.older = h.newest
 	if h.newest != nil {
 		h.newest.newer = f
@@ -20,33 +27,37 @@ func (h *Hub) hold(f *Fragment) {
 	h.stats.Fragments++
 }
 
-// grow accounts for a new chunk of size bytes in f and evicts what no longer fits. It reports
-// false, and accounts nothing, once f is no longer in progress: its bytes would reach no one.
-func (h *Hub) grow(f *Fragment, size int) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if f.state != inProgress {
-		return false
-	}
-	f.size += int64(size)
-	f.stream.bytes += int64(size)
-	h.stats.Bytes += int64(size)
-	h.trim(f.stream)
-	return true
+// grow accounts for a new chunk of size bytes in f, making room for it within MaxTotalBytes
+// (see waitRoom). It reports false, and accounts nothing, once f is no longer in progress:
+// its bytes would reach no one.
+func (h *Hub) grow(ctx context.Context, f *Fragment, size int) (bool, error) {
+	open := true
+	err := h.waitRoom(ctx, int64(size), func() bool {
+		open = f.state == inProgress
+		return open
+	}, func() {
+		f.size += int64(size)
+		f.stream.bytes += int64(size)
+		h.stats.Bytes += int64(size)
+		h.trim(f.stream)
+	})
+	return open && err == nil, err
 }
 
 // release takes f out of the windows and its bytes out of the counts. f is the oldest
-// fragment of its stream (eviction, Drop) or the newest (an aborted in-progress fragment);
-// nothing else leaves a window, which keeps windows contiguous.
+// fragment of its stream (eviction, Drop), the newest (an aborted in-progress fragment), or
+// a withdrawn one anywhere.
 func (h *Hub) release(f *Fragment) {
 	s := f.stream
-	if last := len(s.window) - 1; s.window[last] == f {
-		s.window[last] = nil
-		s.window = s.window[:last]
-	} else {
+	switch i := slices.Index(s.window, f); i {
+	case 0:
 		// Reslicing leaves the dead slot behind; the next append that reallocates drops it.
 		s.window[0] = nil
 		s.window = s.window[1:]
+	case -1:
+		return // withdrawn earlier
+	default:
+		s.window = slices.Delete(s.window, i, i+1)
 	}
 	if len(s.window) == 0 {
 		h.stats.Streams--
@@ -65,6 +76,7 @@ func (h *Hub) release(f *Fragment) {
 	s.bytes -= f.size
 	h.stats.Bytes -= f.size
 	h.stats.Fragments--
+	broadcast(h.takeFreed()) // nobody who waits for memory holds h.mu
 }
 
 // evictable reports whether f may be evicted now: it is complete, no longer needed by the
@@ -81,23 +93,29 @@ func (h *Hub) evict(f *Fragment) {
 	h.stats.EvictedBytes += f.size
 }
 
-// trim evicts, oldest first, what MaxAge, s's MaxStreamBytes and MaxTotalBytes no longer
-// allow. s is the stream that just grew or gained an evictable fragment.
-//
-// Fragments that cannot be evicted yet are stepped over: in a healthy hub they are the
-// in-progress and not-yet-persisted fragments, a few per stream, so trimming stays cheap.
-func (h *Hub) trim(s *Stream) {
+// makeRoom evicts evictable fragments, oldest first across all streams, until n more bytes
+// fit in MaxTotalBytes or nothing more may go.
+func (h *Hub) makeRoom(n int64) {
 	h.expire()
-	for s.bytes > h.opts.MaxStreamBytes && len(s.window) > 0 && s.window[0].evictable() {
-		h.evict(s.window[0])
-	}
-	for f := h.oldest; f != nil && h.stats.Bytes > h.opts.MaxTotalBytes; {
+	for f := h.oldest; f != nil && h.stats.Bytes+n > h.opts.MaxTotalBytes; {
 		next := f.newer
 		if f.evictable() {
 			h.evict(f)
 		}
 		f = next
 	}
+}
+
+// trim evicts, oldest first, what MaxAge, s's MaxStreamBytes and MaxTotalBytes no longer
+// allow. s is the stream that just grew or gained an evictable fragment.
+//
+// Fragments that cannot be evicted yet are stepped over: in a healthy hub they are the
+// in-progress and not-yet-persisted fragments, a few per stream, so trimming stays cheap.
+func (h *Hub) trim(s *Stream) {
+	for s.bytes > h.opts.MaxStreamBytes && len(s.window) > 0 && s.window[0].evictable() {
+		h.evict(s.window[0])
+	}
+	h.makeRoom(0)
 }
 
 // expire evicts the evictable fragments begun more than MaxAge ago. The age list is in Begin

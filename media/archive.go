@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/mkv"
@@ -89,6 +90,11 @@ func (s *Service) ListFragments(ctx context.Context, st *store.Stream, in *ListF
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	release, err := s.admit(st.ID, opListFragments)
+	if err != nil {
+		return nil, err
+	}
+	release()
 	limit := DefaultMaxResults
 	if in.MaxResults != nil {
 		limit = int(*in.MaxResults)
@@ -186,17 +192,42 @@ const (
 	msgNotArchived      = "The fragment is not in the stream's archive."
 )
 
-// GetMediaForFragmentList writes the listed archived fragments as chunks,
-// in the order asked. Their start tags carry the GetMedia names
+// FragmentList is one admitted GetMediaForFragmentList call.
+type FragmentList struct {
+	svc     *Service
+	stream  *store.Stream
+	numbers []string
+	release func()
+	limiter *rate.Limiter
+}
+
+// GetMediaForFragmentList admits a GetMediaForFragmentList call for the
+// validated input under the stream's limits (calls per second, concurrent
+// connections); errors are API errors for before the response starts. The
+// caller must Close the FragmentList.
+func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream, in *GetMediaForFragmentListInput) (*FragmentList, error) {
+	release, err := s.admit(st.ID, opFragmentList)
+	if err != nil {
+		return nil, err
+	}
+	return &FragmentList{svc: s, stream: st, numbers: in.Fragments, release: release, limiter: s.sessionLimiter()}, nil
+}
+
+// Close releases the call's connection slot.
+func (l *FragmentList) Close() { l.release() }
+
+// Run writes the listed archived fragments as chunks, in the order asked,
+// within the session's byte rate. Their start tags carry the GetMedia names
 // (FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP), which the KVS
 // parser library needs; there are no end tags. A fragment that is not
 // archived gets a chunk of error tags instead: the GetMedia ones, which
 // the parser library and mkv.Chunk.Err read, and the documented exception
-// ones.
-func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream, numbers []string, sink Sink) error {
+// ones. A number asked for several times is sent each time, as asked.
+func (l *FragmentList) Run(ctx context.Context, sink Sink) error {
+	s := l.svc
 	found := map[string]*store.Fragment{}
-	for i := 0; i < len(numbers); i += 100 {
-		rows, err := s.catalog.Fragments(ctx, st.ID, numbers[i:min(i+100, len(numbers))])
+	for i := 0; i < len(l.numbers); i += 100 {
+		rows, err := s.catalog.Fragments(ctx, l.stream.ID, l.numbers[i:min(i+100, len(l.numbers))])
 		if err != nil {
 			return fmt.Errorf("look up fragments: %w", err)
 		}
@@ -205,11 +236,14 @@ func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream,
 		}
 	}
 	var buf []byte
-	for _, n := range numbers {
+	for _, n := range l.numbers {
 		f := found[n]
 		var err error
 		if f != nil {
-			buf, err = s.appendArchived(ctx, buf[:0], f, sink)
+			buf, err = l.appendArchived(ctx, buf[:0], f, sink)
+			if errors.Is(err, store.ErrNotFound) {
+				s.log.Error("fragment data missing from the archive", "stream", l.stream.Name, "fragment", n, "err", err)
+			}
 		}
 		if f == nil || errors.Is(err, store.ErrNotFound) {
 			buf = mkv.AppendTags(mkv.AppendDocumentStart(buf[:0], nil), mkv.SimpleTag{Name: mkv.TagFragmentNumber, Value: n},
@@ -217,12 +251,9 @@ func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream,
 				mkv.SimpleTag{Name: mkv.TagErrorCode, Value: errCodes[errIDNotFound]},
 				mkv.SimpleTag{Name: tagExceptionCode, Value: strconv.Itoa(errIDNotFound)},
 				mkv.SimpleTag{Name: tagExceptionMessage, Value: msgNotArchived})
-			_, err = sink.Write(buf)
+			err = pace(ctx, l.limiter, sink, buf)
 		}
 		if err != nil {
-			return err
-		}
-		if err := sink.Flush(); err != nil {
 			return err
 		}
 	}
@@ -230,21 +261,20 @@ func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream,
 }
 
 // appendArchived writes an archived fragment as a chunk without end tags.
-func (s *Service) appendArchived(ctx context.Context, buf []byte, f *store.Fragment, sink Sink) ([]byte, error) {
-	header, err := s.header(ctx, f.HeaderKey)
+func (l *FragmentList) appendArchived(ctx context.Context, buf []byte, f *store.Fragment, sink Sink) ([]byte, error) {
+	header, err := l.svc.header(ctx, f.HeaderKey)
 	if err != nil {
 		return buf, err
 	}
-	blob, err := s.blobs.Open(ctx, f.BlobKey)
+	blob, err := l.svc.blobs.Open(ctx, f.BlobKey)
 	if err != nil {
 		return buf, err
 	}
 	defer blob.Close()
 	buf = append(buf, header...)
 	buf = mkv.AppendStartTags(buf, f.Number, f.ServerTime.UnixMilli(), f.ProducerTime.UnixMilli())
-	if _, err := sink.Write(buf); err != nil {
+	if err := pace(ctx, l.limiter, sink, buf); err != nil {
 		return buf, err
 	}
-	_, err = io.Copy(sink, blob)
-	return buf, err
+	return buf, copyPaced(ctx, l.limiter, sink, blob)
 }

@@ -87,13 +87,11 @@ func (s *Service) GetMedia(ctx context.Context, st *store.Stream, in *GetMediaIn
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	release, err := s.admit(st.ID)
+	release, err := s.admit(st.ID, opGetMedia)
 	if err != nil {
 		return nil, err
 	}
-	burst := max(1, min(int(s.opts.BytesPerSecond), 1<<20))
-	r := &Reader{svc: s, stream: st, release: release, ls: s.hub.Stream(st.ID),
-		limiter: rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), burst)}
+	r := &Reader{svc: s, stream: st, release: release, ls: s.hub.Stream(st.ID), limiter: s.sessionLimiter()}
 	// The live handle exists now, so a later DeleteStream drops it and ends
 	// the reader; one that came first is seen here.
 	if _, err := s.catalog.StreamByARN(ctx, st.ARN); err != nil {
@@ -175,6 +173,9 @@ func (r *Reader) end(sink Sink, err error) error {
 	var ib *inBand
 	switch {
 	case errors.As(err, &ib):
+		if ib.id == errIDInternal {
+			r.svc.log.Error("GetMedia: the archive failed", "stream", r.stream.Name, "fragment", ib.number, "err", ib.err)
+		}
 		r.buf = mkv.AppendErrorChunk(r.buf[:0], nil, ib.number, ib.id, errCodes[ib.id])
 		if _, werr := sink.Write(r.buf); werr == nil {
 			sink.Flush()
@@ -329,11 +330,12 @@ func (r *Reader) preferLive(f *store.Fragment) *next {
 // The hub links each fragment to the one begun before it (Prev), so a
 // successor found there proves that nothing was skipped. Otherwise the
 // archive has the successor, or the fragments between r.last and the
-// window's oldest were either aborted (never whole: nothing to send) or
-// lost: evicted from the window and not (or no longer) archived. The
-// hub's eviction mark tells the two apart; it is read before the archive
-// is, so a fragment evicted meanwhile was persisted before the archive
-// query and is found there.
+// window's oldest were either aborted or withdrawn (never whole or never
+// stored: nothing to send) or lost: evicted from the window and not (or no
+// longer) archived. The hub's eviction mark tells the two apart; it is read
+// before the archive is, so a fragment evicted meanwhile was persisted
+// before the archive query and is found there. A reader on its way through
+// the archive may also be overtaken by a retention cut (checkArchiveGap).
 func (r *Reader) next(ctx context.Context) (*next, error) {
 	if r.fromWindow {
 		r.fromWindow = false
@@ -361,9 +363,12 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			if f != nil && f.Meta().Number < row.Number {
 				// Older than anything archived: the archive lost it to a
 				// retention cut while the hub still holds it.
+				if err := r.checkArchiveGap(ctx, f.Meta().Number); err != nil {
+					return nil, err
+				}
 				return &next{live: f}, nil
 			}
-			if err := r.checkArchiveGap(ctx, row); err != nil {
+			if err := r.checkArchiveGap(ctx, row.Number); err != nil {
 				return nil, err
 			}
 			return r.preferLive(row), nil
@@ -371,6 +376,14 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 		if r.sent && evicted > r.last {
 			return nil, r.lost("the fragments after it left the live window and are not archived")
 		}
+		// Nothing is archived after r.last: the reader has reached the end
+		// of the archive, unless a retention cut deleted r.last and
+		// everything after it. Once that is ruled out, the fragments to
+		// come are new ones.
+		if err := r.checkArchiveGap(ctx, ""); err != nil {
+			return nil, err
+		}
+		r.fromArchive = false
 		if f != nil {
 			return &next{live: f}, nil
 		}
@@ -382,13 +395,13 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 	}
 }
 
-// checkArchiveGap makes sure that the archived fragment row follows r.last
-// with nothing deleted in between: if r.last came from the archive and is
-// no longer there, the retention sweep has passed the reader, and unless
-// row is the next in its producer session's sequence, fragments between
-// them may be gone too.
-func (r *Reader) checkArchiveGap(ctx context.Context, row *store.Fragment) error {
-	if !r.sent || !r.fromArchive || store.FragmentSequence(row.Number) == store.FragmentSequence(r.last)+1 {
+// checkArchiveGap makes sure that the fragment numbered number ("" for
+// none yet) follows r.last with nothing deleted in between: if r.last came
+// from the archive and is no longer there, a retention cut has passed the
+// reader, and unless number is the following one in its producer
+// session's sequence, fragments between them may be gone too.
+func (r *Reader) checkArchiveGap(ctx context.Context, number string) error {
+	if !r.sent || !r.fromArchive || (number != "" && store.FragmentSequence(number) == store.FragmentSequence(r.last)+1) {
 		return nil
 	}
 	rows, err := r.svc.catalog.Fragments(ctx, r.stream.ID, []string{r.last})
@@ -526,20 +539,12 @@ func (r *Reader) sendArchived(ctx context.Context, sink Sink, f *store.Fragment)
 	if err := r.write(ctx, sink, r.buf); err != nil {
 		return err
 	}
-	chunk := make([]byte, 256<<10)
-	for {
-		k, err := blob.Read(chunk)
-		if k > 0 {
-			if err := r.write(ctx, sink, chunk[:k]); err != nil {
-				return err
-			}
+	if err := copyPaced(ctx, r.limiter, sink, blob); err != nil {
+		var re *readError
+		if errors.As(err, &re) {
+			return internal(ctx, f.Number, fmt.Errorf("read fragment: %w", re.err))
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return internal(ctx, f.Number, fmt.Errorf("read fragment: %w", err))
-		}
+		return err
 	}
 	return r.endTags(ctx, sink, f.Number, f.ServerTime)
 }
@@ -572,9 +577,19 @@ func (r *Reader) endTags(ctx context.Context, sink Sink, number string, server t
 
 // write sends p within the session's byte rate and flushes it.
 func (r *Reader) write(ctx context.Context, sink Sink, p []byte) error {
+	return pace(ctx, r.limiter, sink, p)
+}
+
+// sessionLimiter returns the byte-rate limiter of one read session.
+func (s *Service) sessionLimiter() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), max(1, min(int(s.opts.BytesPerSecond), 1<<20)))
+}
+
+// pace sends p within lim's byte rate and flushes it.
+func pace(ctx context.Context, lim *rate.Limiter, sink Sink, p []byte) error {
 	for len(p) > 0 {
-		k := min(len(p), r.limiter.Burst())
-		if err := r.limiter.WaitN(ctx, k); err != nil {
+		k := min(len(p), lim.Burst())
+		if err := lim.WaitN(ctx, k); err != nil {
 			return err
 		}
 		if _, err := sink.Write(p[:k]); err != nil {
@@ -583,6 +598,32 @@ func (r *Reader) write(ctx context.Context, sink Sink, p []byte) error {
 		p = p[k:]
 	}
 	return sink.Flush()
+}
+
+// readError is a failure to read stored data, as opposed to a failure to
+// send it.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+
+// copyPaced sends everything src yields within lim's byte rate; a read
+// failure is a *readError.
+func copyPaced(ctx context.Context, lim *rate.Limiter, sink Sink, src io.Reader) error {
+	chunk := make([]byte, 256<<10)
+	for {
+		k, err := src.Read(chunk)
+		if k > 0 {
+			if err := pace(ctx, lim, sink, chunk[:k]); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &readError{err}
+		}
+	}
 }
 
 // normalizeNumber makes a client's fragment number comparable with stored

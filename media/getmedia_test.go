@@ -83,6 +83,14 @@ func (h *harness) deleteBefore(i int) {
 	}
 }
 
+// deadline bounds a test's reads, so that a reader that should have ended
+// but waits at the live edge fails the test instead of hanging it.
+func deadline(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func (h *harness) reader(typ string) *Reader {
 	h.t.Helper()
 	r, err := h.svc.GetMedia(context.Background(), h.stream, &GetMediaInput{StartSelector: &StartSelector{StartSelectorType: &typ}})
@@ -133,7 +141,7 @@ func TestRetentionCutOvertakesReader(t *testing.T) {
 			s.onFlush = nil
 		}
 	}
-	err := h.reader(SelectEarliest).Run(context.Background(), s)
+	err := h.reader(SelectEarliest).Run(deadline(t), s)
 	var ib *inBand
 	if !errors.As(err, &ib) || ib.id != errIDNotFound || ib.number != numbers[0] {
 		t.Fatalf("Run: %v, want 4000 for %s", err, numbers[0])
@@ -153,7 +161,7 @@ func TestRetentionCutOvertakesReader(t *testing.T) {
 func TestRetentionCutBehindReader(t *testing.T) {
 	h := newHarness(t, 1)
 	numbers := h.archive(1, 2, 3, 4, 5)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(deadline(t))
 	defer cancel()
 	s := &sink{}
 	s.onFlush = func(p []byte) {
@@ -186,7 +194,7 @@ func TestMissingBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &sink{}
-	err := h.reader(SelectEarliest).Run(context.Background(), s)
+	err := h.reader(SelectEarliest).Run(deadline(t), s)
 	var ib *inBand
 	if !errors.As(err, &ib) || ib.id != errIDInternal || ib.number != numbers[0] {
 		t.Fatalf("Run: %v, want 5000 for %s", err, numbers[0])
@@ -230,7 +238,7 @@ func TestShutdownEndsWaitingReaders(t *testing.T) {
 	done := make(chan error, 2)
 	for _, typ := range []string{SelectNow, SelectEarliest} {
 		r := h.reader(typ)
-		go func() { done <- r.Run(context.Background(), &sink{}) }()
+		go func() { done <- r.Run(deadline(t), &sink{}) }()
 	}
 	h.svc.Shutdown()
 	for range 2 {
@@ -267,7 +275,7 @@ func TestClusterClosable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := live.NewHub(live.Options{}).Begin(1, live.Meta{Number: store.FragmentNumber(1, 0)}, false)
-			f.Write(tc.bytes[:len(tc.bytes)-tc.cut])
+			f.Write(context.Background(), tc.bytes[:len(tc.bytes)-tc.cut])
 			f.Abort()
 			if got := clusterClosable(f, len(tc.bytes)-tc.cut); got != tc.want {
 				t.Errorf("clusterClosable = %v, want %v", got, tc.want)

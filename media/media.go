@@ -85,12 +85,17 @@ import (
 	"github.com/openkvs/openkvs/store"
 )
 
-// Options are read limits; zero fields take the AWS defaults.
+// Options are read limits; zero fields take the AWS defaults
+// (kvs-protocol.md §5.1, §7.1, §7.2).
 type Options struct {
 	CallsPerSecond      float64       // GetMedia calls per stream per second (5)
 	MaxConnections      int           // concurrent GetMedia connections per stream (3)
-	BytesPerSecond      float64       // per session (25 MB/s)
+	BytesPerSecond      float64       // GetMedia and GetMediaForFragmentList rate per session (25 MB/s)
 	MaxFragmentDuration time.Duration // longest fragment ingest accepts (20 s), bounds timestamp searches
+
+	ListCallsPerSecond      float64 // ListFragments calls per stream per second (5)
+	FragmentListCallsPerSec float64 // GetMediaForFragmentList calls per stream per second (5)
+	FragmentListConnections int     // concurrent GetMediaForFragmentList connections per stream (5)
 }
 
 func (o *Options) setDefaults() {
@@ -106,6 +111,41 @@ func (o *Options) setDefaults() {
 	if o.MaxFragmentDuration == 0 {
 		o.MaxFragmentDuration = 20 * time.Second
 	}
+	if o.ListCallsPerSecond == 0 {
+		o.ListCallsPerSecond = 5
+	}
+	if o.FragmentListCallsPerSec == 0 {
+		o.FragmentListCallsPerSec = 5
+	}
+	if o.FragmentListConnections == 0 {
+		o.FragmentListConnections = 5
+	}
+}
+
+// operation names the operations whose calls are limited per stream.
+type operation int
+
+const (
+	opGetMedia operation = iota
+	opListFragments
+	opFragmentList
+)
+
+// limit is one operation's per-stream limits.
+type limit struct {
+	name           string
+	callsPerSecond float64
+	connections    int // 0: not limited
+}
+
+func (s *Service) limitOf(op operation) limit {
+	switch op {
+	case opListFragments:
+		return limit{"ListFragments", s.opts.ListCallsPerSecond, 0}
+	case opFragmentList:
+		return limit{"GetMediaForFragmentList", s.opts.FragmentListCallsPerSec, s.opts.FragmentListConnections}
+	}
+	return limit{"GetMedia", s.opts.CallsPerSecond, s.opts.MaxConnections}
 }
 
 // Service reads media from the archive and the live hub.
@@ -116,9 +156,10 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	limits  map[int64]*streamLimits
-	headers map[string][]byte // header blobs by key: few, small, immutable
+	mu           sync.Mutex
+	limits       map[streamAPI]*streamLimits
+	headers      map[string][]byte // header blobs by key: few, small, immutable
+	headersBytes int64             // their size, reserved in the hub
 
 	// stopping ends when Shutdown is called: readers stop waiting for
 	// new fragments.
@@ -126,13 +167,21 @@ type Service struct {
 	stop     context.CancelFunc
 }
 
+// streamAPI keys the limits of one operation on one stream.
+type streamAPI struct {
+	stream int64
+	op     operation
+}
+
 type streamLimits struct {
 	calls       *rate.Limiter
 	connections int
 }
 
-// maxCachedHeaders bounds the header cache; past it the cache starts over.
-const maxCachedHeaders = 1024
+// maxCachedHeaders bounds the header cache, in bytes; past it the cache
+// starts over. Headers are a few hundred bytes to a few KiB (4 MiB at
+// most); the cache's memory is counted in the live hub's total.
+const maxCachedHeaders = 8 << 20
 
 // New returns a Service over the given storage and hub.
 func New(catalog store.Catalog, blobs store.Blobs, hub *live.Hub, opts Options, log *slog.Logger) *Service {
@@ -142,7 +191,7 @@ func New(catalog store.Catalog, blobs store.Blobs, hub *live.Hub, opts Options, 
 	}
 	stopping, stop := context.WithCancel(context.Background())
 	return &Service{catalog: catalog, blobs: blobs, hub: hub, opts: opts, log: log,
-		limits: map[int64]*streamLimits{}, headers: map[string][]byte{}, stopping: stopping, stop: stop}
+		limits: map[streamAPI]*streamLimits{}, headers: map[string][]byte{}, stopping: stopping, stop: stop}
 }
 
 // Shutdown ends every GetMedia payload at its next chunk boundary: readers
@@ -153,21 +202,23 @@ func New(catalog store.Catalog, blobs store.Blobs, hub *live.Hub, opts Options, 
 // RegisterOnShutdown. New readers end as soon as they wait.
 func (s *Service) Shutdown() { s.stop() }
 
-// admit applies the per-stream call rate and connection limits; release
-// must be called when the connection ends.
-func (s *Service) admit(id int64) (release func(), err error) {
+// admit applies an operation's per-stream call rate and connection
+// limits; release must be called when the connection ends.
+func (s *Service) admit(id int64, op operation) (release func(), err error) {
+	lim := s.limitOf(op)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.limits[id]
+	key := streamAPI{id, op}
+	l := s.limits[key]
 	if l == nil {
-		l = &streamLimits{calls: rate.NewLimiter(rate.Limit(s.opts.CallsPerSecond), max(1, int(s.opts.CallsPerSecond)))}
-		s.limits[id] = l
+		l = &streamLimits{calls: rate.NewLimiter(rate.Limit(lim.callsPerSecond), max(1, int(lim.callsPerSecond)))}
+		s.limits[key] = l
 	}
-	if l.connections >= s.opts.MaxConnections {
-		return nil, api.ConnectionLimitExceeded("The stream already has %d GetMedia connections, the most allowed.", s.opts.MaxConnections)
+	if lim.connections > 0 && l.connections >= lim.connections {
+		return nil, api.ConnectionLimitExceeded("The stream already has %d %s connections, the most allowed.", lim.connections, lim.name)
 	}
 	if !l.calls.Allow() {
-		return nil, api.ClientLimitExceeded("GetMedia is limited to %g calls per second per stream.", s.opts.CallsPerSecond)
+		return nil, api.ClientLimitExceeded("%s is limited to %g calls per second per stream.", lim.name, lim.callsPerSecond)
 	}
 	l.connections++
 	return func() {
@@ -175,6 +226,21 @@ func (s *Service) admit(id int64) (release func(), err error) {
 		l.connections--
 		s.mu.Unlock()
 	}, nil
+}
+
+// StreamChanged forgets the limits of a deleted stream; it is registered
+// with the control plane.
+func (s *Service) StreamChanged(old, new *store.Stream) {
+	if new != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key := range s.limits {
+		if key.stream == old.ID {
+			delete(s.limits, key)
+		}
+	}
 }
 
 // header returns a stored header blob, cached.
@@ -194,13 +260,29 @@ func (s *Service) header(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read header %s: %w", key, err)
 	}
+	s.cacheHeader(key, h)
+	return h, nil
+}
+
+// cacheHeader keeps a header blob in memory if the hub has room for it.
+func (s *Service) cacheHeader(key string, h []byte) {
 	s.mu.Lock()
-	if len(s.headers) >= maxCachedHeaders {
-		s.headers = map[string][]byte{}
+	defer s.mu.Unlock()
+	if s.headersBytes+int64(len(h)) > maxCachedHeaders {
+		s.hub.Release(s.headersBytes)
+		s.headers, s.headersBytes = map[string][]byte{}, 0
+	}
+	if len(h) > maxCachedHeaders {
+		return
+	}
+	// Caching is worth no wait: with no room, the next read opens the blob again.
+	noWait, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s.hub.Reserve(noWait, int64(len(h))) != nil {
+		return
 	}
 	s.headers[key] = h
-	s.mu.Unlock()
-	return h, nil
+	s.headersBytes += int64(len(h))
 }
 
 // Sink is where chunks go: the HTTP response, flushed after each piece so

@@ -11,6 +11,16 @@ var ErrInvalid = errors.New("mkv: invalid data")
 // ErrTooLarge matches (with errors.Is) an element larger than a configured limit.
 var ErrTooLarge = errors.New("mkv: element too large")
 
+// ErrMidFragment matches (with errors.Is) the InvalidError of an input whose first element
+// belongs inside a fragment (a Cluster, a Cluster's child, or fragment Tags) instead of being
+// an EBML header: a producer that resumed a fragment on a new connection without its
+// stream header.
+var ErrMidFragment = errors.New("mkv: input starts inside a fragment")
+
+// ErrHeaderTooLarge matches (with errors.Is, as does ErrTooLarge) a stream header larger
+// than SplitterOptions.MaxHeaderSize.
+var ErrHeaderTooLarge = errors.New("mkv: stream header too large")
+
 // InvalidError reports malformed input at an absolute byte offset of the stream.
 // Truncated input wraps io.ErrUnexpectedEOF. Errors of the underlying io.Reader are never
 // turned into an InvalidError, so callers can tell a failed read from bad data.
@@ -36,6 +46,12 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 
 func invalidf(off int64, format string, args ...any) error {
 	return &InvalidError{Offset: off, Msg: fmt.Sprintf(format, args...)}
+}
+
+// headerTooLarge reports that the stream header would grow to total bytes, above limit.
+func headerTooLarge(e Element, total, limit int64) error {
+	return fmt.Errorf("mkv: stream header would hold %d bytes with the %v at offset %d, limit %d: %w: %w",
+		total, e.ID, e.Offset, limit, ErrHeaderTooLarge, ErrTooLarge)
 }
 
 // tooLarge reports that buffering element e would take total bytes, above limit.

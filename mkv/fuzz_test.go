@@ -69,22 +69,27 @@ func FuzzReader(f *testing.F) {
 }
 
 // FuzzSplitter checks the Splitter's promises on arbitrary input: it ends with io.EOF or
-// an ErrInvalid/ErrTooLarge error, the events' bytes are exactly the input (or a prefix of
-// it on error), fragments are well nested, and one-byte reads give the same result.
+// an ErrInvalid/ErrTooLarge error (or its Memory's refusal), the events' bytes are exactly
+// the input (or a prefix of it on error), fragments are well nested, every byte of buffer
+// it reported is given back, and one-byte reads give the same result.
 func FuzzSplitter(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	opts := SplitterOptions{MaxFrameSize: 1 << 16, MaxElementSize: 1 << 16}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		m := &meter{t: t, limit: 1 << 17}
+		opts := SplitterOptions{MaxFrameSize: 1 << 16, MaxElementSize: 1 << 16, MaxHeaderSize: 1 << 15, Memory: m}
 		recs, err := split(bytes.NewReader(data), opts)
+		if m.held != 0 {
+			t.Fatalf("%d bytes of buffer still accounted after Close", m.held)
+		}
 		got := concat(recs)
 		switch {
 		case err == nil:
 			if !bytes.Equal(got, data) {
 				t.Fatalf("events hold %d bytes of %d", len(got), len(data))
 			}
-		case errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge):
+		case errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge) || errors.Is(err, errNoMemory):
 			if !bytes.HasPrefix(data, got) {
 				t.Fatal("event bytes are not a prefix of the input")
 			}
@@ -120,6 +125,7 @@ func FuzzSplitter(f *testing.F) {
 		if len(data) > 4096 {
 			return
 		}
+		opts.Memory = &meter{t: t, limit: m.limit}
 		slow, slowErr := split(iotest.OneByteReader(bytes.NewReader(data)), opts)
 		if (err == nil) != (slowErr == nil) || len(slow) != len(recs) || !bytes.Equal(concat(slow), got) {
 			t.Fatalf("one-byte reads differ: %v vs %v, %d vs %d events", slowErr, err, len(slow), len(recs))

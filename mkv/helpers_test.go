@@ -64,10 +64,11 @@ func record(ev Event) rec {
 	return r
 }
 
-// split runs a Splitter over r to the end and returns the recorded events and the final
-// error (nil after a clean io.EOF).
+// split runs a Splitter over r to the end, closes it and returns the recorded events and
+// the final error (nil after a clean io.EOF).
 func split(r io.Reader, opts SplitterOptions) ([]rec, error) {
 	s := NewSplitter(r, opts)
+	defer s.Close()
 	var out []rec
 	for {
 		ev, err := s.Next()

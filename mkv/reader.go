@@ -63,6 +63,8 @@ type Reader struct {
 	remaining int64       // unread payload bytes of cur (known size only)
 	skipLevel int         // >= 0 while Next discards descendants of an unknown-size element
 	err       error       // sticky error
+	// grow, when set, is asked before appendPayload enlarges a buffer by n bytes.
+	grow func(n int) error
 }
 
 // NewReader returns a Reader reading from r. It buffers r internally; a *bufio.Reader of
@@ -162,7 +164,19 @@ func (r *Reader) Read(p []byte) (int, error) {
 func (r *Reader) appendPayload(dst []byte) ([]byte, error) {
 	for r.remaining > 0 {
 		if len(dst) == cap(dst) {
-			dst = slices.Grow(dst, int(min(r.remaining, int64(max(cap(dst), 4096)))))
+			// Double, but no further than the payload needs: memory follows the bytes that
+			// arrived, not the size an element claims.
+			more := int(min(r.remaining, int64(max(cap(dst), 4096))))
+			if r.grow != nil {
+				if err := r.grow(more); err != nil {
+					return dst, err
+				}
+				grown := make([]byte, len(dst), len(dst)+more)
+				copy(grown, dst)
+				dst = grown
+			} else {
+				dst = slices.Grow(dst, more)
+			}
 		}
 		n := int(min(int64(cap(dst)-len(dst)), r.remaining))
 		m, err := io.ReadFull(r, dst[len(dst):len(dst)+n])

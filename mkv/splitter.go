@@ -2,13 +2,21 @@ package mkv
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 )
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("mkv: splitter closed")
 
 // Default limits of SplitterOptions.
 const (
 	DefaultMaxFrameSize   = 50 << 20 // a frame cannot be larger than a KVS fragment (50 MB, spec 4.6)
-	DefaultMaxElementSize = 50 << 20 // generous for headers, Tags and Cues, yet bounded
+	DefaultMaxElementSize = 50 << 20 // generous for Tags and Cues inside a fragment, yet bounded
+	// DefaultMaxHeaderSize bounds a stream header: the producer SDKs cap each track's
+	// CodecPrivate at 1 MiB (MKV_MAX_CODEC_PRIVATE_LEN) and a stream has at most 3 tracks.
+	DefaultMaxHeaderSize = 4 << 20
 )
 
 // SplitterOptions bounds the memory a Splitter may use; zero fields take the defaults.
@@ -17,7 +25,24 @@ type SplitterOptions struct {
 	MaxFrameSize int64
 	// MaxElementSize bounds the Data of every other event; default DefaultMaxElementSize.
 	MaxElementSize int64
+	// MaxHeaderSize bounds a Header's Data: the EBML header and the Segment's elements
+	// before the first Cluster; default DefaultMaxHeaderSize.
+	MaxHeaderSize int64
+	// Memory, when set, is told about the Splitter's buffers, so that the memory of many
+	// Splitters can be bounded together: Grow before a buffer grows (an error ends the
+	// Splitter with that error, before the memory is taken), Shrink when buffers are let go.
+	Memory Memory
 }
+
+// Memory accounts for the bytes a Splitter's buffers hold.
+type Memory interface {
+	Grow(n int) error
+	Shrink(n int)
+}
+
+// retainedBuffer is the capacity above which the Splitter lets a buffer go once its event
+// was consumed, rather than keep the memory of one large frame for the rest of the input.
+const retainedBuffer = 1 << 20
 
 type splitState int
 
@@ -59,6 +84,8 @@ type Splitter struct {
 	qhead int
 	qlen  int
 	err   error // sticky; io.EOF after the input ended
+
+	accounted int // bytes of buffer capacity reported to opts.Memory
 }
 
 // NewSplitter returns a Splitter reading the stream from r.
@@ -69,7 +96,60 @@ func NewSplitter(r io.Reader, opts SplitterOptions) *Splitter {
 	if opts.MaxElementSize <= 0 {
 		opts.MaxElementSize = DefaultMaxElementSize
 	}
-	return &Splitter{r: NewReader(r), opts: opts}
+	if opts.MaxHeaderSize <= 0 {
+		opts.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	s := &Splitter{r: NewReader(r), opts: opts}
+	if opts.Memory != nil {
+		s.r.grow = s.grow
+	}
+	return s
+}
+
+// grow reports n more bytes of buffer capacity before they are allocated.
+func (s *Splitter) grow(n int) error {
+	if err := s.opts.Memory.Grow(n); err != nil {
+		return err
+	}
+	s.accounted += n
+	return nil
+}
+
+// buffered is the capacity of the buffers the Splitter holds now.
+func (s *Splitter) buffered() int {
+	n := cap(s.buf) + cap(s.held)
+	if s.hb != nil {
+		n += cap(s.hb.data)
+	}
+	return n
+}
+
+// settle drops a large event buffer that was consumed and brings opts.Memory in line with
+// the buffers held: small appends outside the Reader (element headers, held elements) are
+// reported after the fact.
+func (s *Splitter) settle() error {
+	if cap(s.buf) > retainedBuffer {
+		s.buf = nil
+	}
+	if s.opts.Memory == nil {
+		return nil
+	}
+	switch n := s.buffered(); {
+	case n > s.accounted:
+		return s.grow(n - s.accounted)
+	case n < s.accounted:
+		s.opts.Memory.Shrink(s.accounted - n)
+		s.accounted = n
+	}
+	return nil
+}
+
+// Close lets the Splitter's buffers go and reports them to opts.Memory. The Splitter must
+// not be used afterwards.
+func (s *Splitter) Close() {
+	s.buf, s.held, s.hb = nil, nil, nil
+	s.settle()
+	s.err = ErrClosed
 }
 
 // Next returns the next event, or io.EOF after the last one. Malformed input yields an error
@@ -80,7 +160,10 @@ func (s *Splitter) Next() (Event, error) {
 		if s.err != nil {
 			return nil, s.err
 		}
-		s.err = s.step()
+		// The events of the last step were consumed: their buffers are free.
+		if s.err = s.settle(); s.err == nil {
+			s.err = s.step()
+		}
 	}
 	ev := s.queue[s.qhead]
 	s.queue[s.qhead] = nil
@@ -127,7 +210,7 @@ func (s *Splitter) topLevel(e Element) error {
 		}
 		s.hb = newHeaderBuilder()
 		var err error
-		if s.hb.data, err = s.readWhole(nil, e, s.opts.MaxElementSize); err != nil {
+		if s.hb.data, err = s.readWhole(nil, e, s.opts.MaxHeaderSize); err != nil {
 			return err
 		}
 		s.state = stNeedSegment
@@ -142,8 +225,13 @@ func (s *Splitter) topLevel(e Element) error {
 			return invalidf(e.Offset, "Segment without an EBML header")
 		}
 		return invalidf(e.Offset, "second Segment in one EBML document")
-	case IDCluster:
-		return invalidf(e.Offset, "Cluster outside a Segment")
+	case IDCluster, IDTimecode, IDSimpleBlock, IDBlockGroup, IDTags:
+		if e.Offset == 0 {
+			return &InvalidError{Offset: 0, Msg: fmt.Sprintf("the input starts with a %v, without a stream header", e.ID), Err: ErrMidFragment}
+		}
+		if e.ID == IDCluster {
+			return invalidf(e.Offset, "Cluster outside a Segment")
+		}
 	}
 	return invalidf(e.Offset, "unexpected %v at top level", e.ID)
 }
@@ -186,6 +274,9 @@ func (s *Splitter) segmentChild(e Element) error {
 			return s.startCluster(e)
 		}
 		start := len(s.hb.data)
+		if total := int64(start) + int64(e.HeaderLen) + e.Size; !e.Unknown() && total > s.opts.MaxHeaderSize {
+			return headerTooLarge(e, total, s.opts.MaxHeaderSize)
+		}
 		var err error
 		if s.hb.data, err = s.readWhole(s.hb.data, e, s.opts.MaxElementSize); err != nil {
 			return err

@@ -100,7 +100,13 @@ func (s *Server) getMediaForFragmentList(w http.ResponseWriter, r *http.Request)
 	if st == nil {
 		return
 	}
-	if err := s.cfg.Media.GetMediaForFragmentList(r.Context(), st, in.Fragments, sink.start()); err != nil && r.Context().Err() == nil {
+	list, err := s.cfg.Media.GetMediaForFragmentList(r.Context(), st, in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer list.Close()
+	if err := list.Run(r.Context(), sink.start()); err != nil && r.Context().Err() == nil {
 		info(r.Context()).log.Info("getMediaForFragmentList ended", "err", err)
 	}
 }

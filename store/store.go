@@ -84,6 +84,8 @@ type FragmentCursor struct {
 // Catalog keeps streams and the fragment index.
 type Catalog interface {
 	// CreateStream inserts s, assigning s.ID; ErrExists if the name is taken.
+	// An ID is never assigned twice, even after its stream was deleted:
+	// blob keys and in-flight work name streams by ID.
 	CreateStream(ctx context.Context, s *Stream) error
 	// StreamByName returns the stream with that name or ErrNotFound.
 	StreamByName(ctx context.Context, name string) (*Stream, error)
@@ -133,6 +135,26 @@ type Blobs interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes the object; deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
-	// List calls fn for every key that starts with prefix.
-	List(ctx context.Context, prefix string, fn func(key string) error) error
+	// List calls fn for every complete object whose key starts with
+	// prefix, in key order.
+	List(ctx context.Context, prefix string, fn func(BlobInfo) error) error
 }
+
+// BlobInfo describes one stored object.
+type BlobInfo struct {
+	Key      string
+	Modified time.Time // when its Put completed
+}
+
+// The rule that lets the sweeper delete blobs that no catalog row
+// references without racing a writer, on one node or several: a writer adds
+// a row only for blobs whose Put completed less than MaxReferenceDelay
+// before (a longer-lived writer, such as a PutMedia session reusing its
+// stream header, writes the blob again under a new key), so an
+// unreferenced blob older than BlobGrace will never be referenced and may
+// go. BlobGrace leaves a wide margin for a commit in flight and for clock
+// differences between nodes and the object store.
+const (
+	MaxReferenceDelay = 20 * time.Minute
+	BlobGrace         = time.Hour
+)

@@ -1,19 +1,25 @@
 // Package sweeper deletes what the archive no longer needs: fragments past
-// their stream's retention (row first, then blobs), the data of deleted
-// streams, and blobs a crash left without a catalog row.
+// their stream's retention (row first, then blob), the data of deleted
+// streams, and blobs that no catalog row references (left by a crash
+// between a blob and its row, by a failed persist, by a deleted stream
+// whose clean-up was cut short, or header blobs whose last fragment
+// expired).
 //
-// A fragment blob is written before its row (DESIGN.md "Order of
+// A blob is written before the row that references it (DESIGN.md "Order of
 // durability"), so a blob without a row may be one whose row is about to be
-// written. Orphans are therefore looked for only once, at start-up, and only
-// among fragments whose sequence number was reserved before start-up:
-// nothing running can still add their rows. Header blobs are shared and
-// written before the first fragment that uses them; they are deleted only
-// when no row references them and no ingest session runs on the stream.
+// written. The orphan pass therefore deletes only blobs older than a grace
+// period (store.BlobGrace): writers never add a row for a blob written
+// longer than store.MaxReferenceDelay ago, so an older unreferenced blob
+// never gets one. The rule needs no knowledge of running sessions or of
+// which streams existed when the pass began, so it is safe against streams
+// created meanwhile and, later, against other nodes writing to the same
+// bucket. Stream IDs are never reused, so a blob of a deleted stream can
+// never be mistaken for one of a new stream.
 package sweeper
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -23,19 +29,27 @@ import (
 	"github.com/openkvs/openkvs/store"
 )
 
-// batch is how many fragments one catalog call deletes.
+// batch is how many fragments one catalog call deletes or looks up.
 const batch = 1000
+
+// DefaultOrphanInterval is how often Run looks for unreferenced blobs after
+// the pass at start-up: a walk of every blob, so far less often than the
+// retention sweep.
+const DefaultOrphanInterval = time.Hour
 
 // Sweeper removes expired and orphaned data.
 type Sweeper struct {
 	Catalog store.Catalog
 	Blobs   store.Blobs
 	Log     *slog.Logger
-	// Busy reports whether an ingest session runs on the stream; its header
-	// blobs are then left alone.
-	Busy func(streamID int64) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Grace is the age below which an unreferenced blob is left alone;
+	// zero means store.BlobGrace.
+	Grace time.Duration
+	// OrphanInterval is the period of the orphan pass in Run; zero means
+	// DefaultOrphanInterval.
+	OrphanInterval time.Duration
 }
 
 func (s *Sweeper) now() time.Time {
@@ -45,22 +59,29 @@ func (s *Sweeper) now() time.Time {
 	return time.Now()
 }
 
-// Run sweeps every interval until ctx ends, starting with the orphan pass.
+// Run sweeps expired fragments every interval and orphaned blobs at once
+// and then every OrphanInterval, until ctx ends.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
-	if err := s.Orphans(ctx); err != nil && ctx.Err() == nil {
-		s.Log.Error("orphan sweep", "err", err)
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	orphans := time.NewTicker(cmp.Or(s.OrphanInterval, DefaultOrphanInterval))
+	defer orphans.Stop()
+	expired := time.NewTicker(interval)
+	defer expired.Stop()
+	s.logged(ctx, "orphan sweep", s.Orphans(ctx))
 	for {
-		if err := s.Expired(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Error("retention sweep", "err", err)
-		}
+		s.logged(ctx, "retention sweep", s.Expired(ctx))
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-orphans.C:
+			s.logged(ctx, "orphan sweep", s.Orphans(ctx))
+		case <-expired.C:
 		}
+	}
+}
+
+func (s *Sweeper) logged(ctx context.Context, what string, err error) {
+	if err != nil && ctx.Err() == nil {
+		s.Log.Error(what, "err", err)
 	}
 }
 
@@ -82,7 +103,8 @@ func (s *Sweeper) streams(ctx context.Context) ([]*store.Stream, error) {
 }
 
 // Expired deletes fragments older than their stream's retention; a stream
-// that keeps no data (retention 0) keeps no fragments at all.
+// that keeps no data (retention 0) keeps no fragments at all. Header blobs
+// that expired fragments leave unreferenced go in the next orphan pass.
 func (s *Sweeper) Expired(ctx context.Context) error {
 	list, err := s.streams(ctx)
 	if err != nil {
@@ -101,7 +123,6 @@ func (s *Sweeper) Expired(ctx context.Context) error {
 }
 
 func (s *Sweeper) expire(ctx context.Context, st *store.Stream, cutoff time.Time) error {
-	headers := map[string]bool{}
 	for {
 		gone, err := s.Catalog.DeleteFragmentsBefore(ctx, st.ID, cutoff, batch)
 		if err != nil {
@@ -111,89 +132,117 @@ func (s *Sweeper) expire(ctx context.Context, st *store.Stream, cutoff time.Time
 			if err := s.Blobs.Delete(ctx, f.BlobKey); err != nil {
 				return err
 			}
-			headers[f.HeaderKey] = true
 		}
 		if len(gone) < batch {
-			break
+			return nil
 		}
 	}
-	if len(headers) > 0 && (s.Busy == nil || !s.Busy(st.ID)) {
-		for key := range headers {
-			if err := s.deleteUnreferenced(ctx, key); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
-func (s *Sweeper) deleteUnreferenced(ctx context.Context, key string) error {
-	used, err := s.Catalog.HasBlobKey(ctx, key)
-	if err != nil || used {
-		return err
-	}
-	return s.Blobs.Delete(ctx, key)
-}
-
-// Orphans deletes the blobs of streams that no longer exist and fragment
-// blobs without a row whose sequence was reserved before this call.
+// Orphans deletes the blobs older than the grace period that no catalog
+// row references: those of streams that no longer exist, fragment blobs
+// without a row and header blobs no fragment uses.
 func (s *Sweeper) Orphans(ctx context.Context) error {
 	list, err := s.streams(ctx)
 	if err != nil {
 		return fmt.Errorf("list streams: %w", err)
 	}
-	known := map[int64]bool{}
-	watermark := map[int64]uint64{}
+	o := &orphanPass{s: s, ctx: ctx, known: map[int64]bool{},
+		cutoff: s.now().Add(-cmp.Or(s.Grace, store.BlobGrace))}
 	for _, st := range list {
-		known[st.ID] = true
-		// Reserving zero numbers reads the high-water mark.
-		hw, err := s.Catalog.ReserveSequence(ctx, st.ID, 0)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("read sequence of %s: %w", st.Name, err)
-		}
-		watermark[st.ID] = hw
+		o.known[st.ID] = true
 	}
-	var orphans []string
-	err = s.Blobs.List(ctx, "", func(key string) error {
-		id, kind, name, ok := parseKey(key)
-		switch {
-		case !ok:
-			return nil // not ours
-		case !known[id]:
-			orphans = append(orphans, key)
-		case kind == "f" && store.FragmentSequence(name) < watermark[id]:
-			used, err := s.Catalog.HasBlobKey(ctx, key)
-			if err != nil {
-				return err
-			}
-			if !used {
-				orphans = append(orphans, key)
-			}
-		}
-		return nil
-	})
+	err = s.Blobs.List(ctx, "", o.visit)
+	if err == nil {
+		err = o.flush()
+	}
+	if o.deleted > 0 {
+		s.Log.Info("deleted unreferenced blobs", "count", o.deleted)
+	}
 	if err != nil {
-		return fmt.Errorf("list blobs: %w", err)
-	}
-	for _, key := range orphans {
-		if err := s.Blobs.Delete(ctx, key); err != nil {
-			return err
-		}
-	}
-	if len(orphans) > 0 {
-		s.Log.Info("deleted orphaned blobs", "count", len(orphans))
+		return fmt.Errorf("orphan sweep: %w", err)
 	}
 	return nil
 }
 
-// StreamDeleted deletes all blobs of a deleted stream.
+// orphanPass is one walk of the blobs. Fragment blobs are looked up a
+// batch at a time: List yields each stream's keys together, in order.
+type orphanPass struct {
+	s       *Sweeper
+	ctx     context.Context
+	known   map[int64]bool
+	cutoff  time.Time
+	stream  int64             // stream of the pending fragment blobs
+	pending map[string]string // fragment number -> blob key, awaiting lookup
+	deleted int
+}
+
+func (o *orphanPass) visit(bi store.BlobInfo) error {
+	id, kind, name, ok := parseKey(bi.Key)
+	if !ok || bi.Modified.After(o.cutoff) {
+		return nil // not ours, or young enough to get a row yet
+	}
+	switch {
+	case !o.known[id]:
+		return o.delete(bi.Key)
+	case kind == "f":
+		if id != o.stream || len(o.pending) >= batch {
+			if err := o.flush(); err != nil {
+				return err
+			}
+			o.stream = id
+		}
+		o.pending[name] = bi.Key
+		return nil
+	}
+	used, err := o.s.Catalog.HasBlobKey(o.ctx, bi.Key)
+	if err != nil || used {
+		return err
+	}
+	return o.delete(bi.Key)
+}
+
+// flush deletes the pending fragment blobs that no row references.
+func (o *orphanPass) flush() error {
+	if len(o.pending) > 0 {
+		numbers := make([]string, 0, len(o.pending))
+		for n := range o.pending {
+			numbers = append(numbers, n)
+		}
+		rows, err := o.s.Catalog.Fragments(o.ctx, o.stream, numbers)
+		if err != nil {
+			return err
+		}
+		for _, f := range rows {
+			if o.pending[f.Number] == f.BlobKey {
+				delete(o.pending, f.Number)
+			}
+		}
+		for _, key := range o.pending {
+			if err := o.delete(key); err != nil {
+				return err
+			}
+		}
+	}
+	o.pending = map[string]string{}
+	return nil
+}
+
+func (o *orphanPass) delete(key string) error {
+	if err := o.s.Blobs.Delete(o.ctx, key); err != nil {
+		return err
+	}
+	o.deleted++
+	return nil
+}
+
+// StreamDeleted deletes all blobs of a deleted stream. Call it once nothing
+// writes to the stream any more (its ingest session has ended); blobs it
+// misses, after a crash, go in an orphan pass.
 func (s *Sweeper) StreamDeleted(ctx context.Context, id int64) error {
 	prefix := fmt.Sprintf("s%d/", id)
 	var keys []string
-	if err := s.Blobs.List(ctx, prefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+	if err := s.Blobs.List(ctx, prefix, func(bi store.BlobInfo) error { keys = append(keys, bi.Key); return nil }); err != nil {
 		return fmt.Errorf("list blobs of stream %d: %w", id, err)
 	}
 	for _, k := range keys {

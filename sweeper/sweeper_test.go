@@ -19,17 +19,20 @@ type fixture struct {
 	catalog store.Catalog
 	blobs   store.Blobs
 	sw      *Sweeper
-	now     time.Time
-	busy    map[int64]bool
+	now     time.Time // the sweeper's clock; blobs carry the real time they were written
 }
 
 func newFixture(t *testing.T) *fixture {
 	c, b := storetest.Embedded(t)
-	f := &fixture{t: t, catalog: c, blobs: b, now: time.UnixMilli(1_700_000_000_000), busy: map[int64]bool{}}
+	f := &fixture{t: t, catalog: c, blobs: b, now: time.Now()}
 	f.sw = &Sweeper{Catalog: c, Blobs: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Busy: func(id int64) bool { return f.busy[id] }, Now: func() time.Time { return f.now }}
+		Now: func() time.Time { return f.now }}
 	return f
 }
+
+// later moves the sweeper's clock past the grace period of every blob
+// written so far.
+func (f *fixture) later() { f.now = time.Now().Add(store.BlobGrace + time.Minute) }
 
 func (f *fixture) stream(name string, retention int64) *store.Stream {
 	st := &store.Stream{Name: name, ARN: "arn:" + name, Status: store.StatusActive, RetentionHours: retention}
@@ -45,16 +48,21 @@ func (f *fixture) put(key string) {
 	}
 }
 
-// fragment stores a fragment's blobs and row, age hours before now.
-func (f *fixture) fragment(st *store.Stream, age time.Duration) *store.Fragment {
+// number reserves the next fragment number of st.
+func (f *fixture) number(st *store.Stream) string {
 	seq, err := f.catalog.ReserveSequence(context.Background(), st.ID, 1)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	fr := &store.Fragment{StreamID: st.ID, Number: store.FragmentNumber(seq, f.now.UnixMilli()),
-		ServerTime: f.now.Add(-age), ProducerTime: f.now.Add(-age)}
+	return store.FragmentNumber(seq, f.now.UnixMilli())
+}
+
+// fragment stores a fragment's blobs and row, age before now, with a
+// header blob shared by the fragments of one producer session.
+func (f *fixture) fragment(st *store.Stream, age time.Duration, session string) *store.Fragment {
+	fr := &store.Fragment{StreamID: st.ID, Number: f.number(st), ServerTime: f.now.Add(-age), ProducerTime: f.now.Add(-age)}
 	fr.BlobKey = fmt.Sprintf("s%d/f/%s", st.ID, fr.Number)
-	fr.HeaderKey = fmt.Sprintf("s%d/h/header", st.ID)
+	fr.HeaderKey = fmt.Sprintf("s%d/h/%s", st.ID, session)
 	f.put(fr.BlobKey)
 	f.put(fr.HeaderKey)
 	if err := f.catalog.AddFragments(context.Background(), []*store.Fragment{fr}); err != nil {
@@ -65,7 +73,7 @@ func (f *fixture) fragment(st *store.Stream, age time.Duration) *store.Fragment 
 
 func (f *fixture) keys() []string {
 	var keys []string
-	f.blobs.List(context.Background(), "", func(k string) error { keys = append(keys, k); return nil })
+	f.blobs.List(context.Background(), "", func(bi store.BlobInfo) error { keys = append(keys, bi.Key); return nil })
 	return keys
 }
 
@@ -81,13 +89,21 @@ func (f *fixture) numbers(st *store.Stream) []string {
 	return out
 }
 
+func (f *fixture) wantKeys(when string, want ...string) {
+	f.t.Helper()
+	slices.Sort(want)
+	if got := f.keys(); !slices.Equal(got, want) {
+		f.t.Errorf("blobs %s = %v, want %v", when, got, want)
+	}
+}
+
 func TestExpired(t *testing.T) {
 	f := newFixture(t)
 	st := f.stream("cam", 2)
-	old := f.fragment(st, 3*time.Hour)
-	keep := f.fragment(st, time.Hour)
+	old := f.fragment(st, 3*time.Hour, "1")
+	keep := f.fragment(st, time.Hour, "2")
 	other := f.stream("none", 0) // keeps nothing: every fragment goes
-	gone := f.fragment(other, time.Minute)
+	gone := f.fragment(other, time.Minute, "3")
 	if err := f.sw.Expired(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -97,80 +113,103 @@ func TestExpired(t *testing.T) {
 	if got := f.numbers(other); len(got) != 0 {
 		t.Errorf("retention-0 stream kept %v", got)
 	}
-	keys := f.keys()
-	for _, k := range []string{old.BlobKey, gone.BlobKey, gone.HeaderKey} {
-		if slices.Contains(keys, k) {
-			t.Errorf("blob %s survived", k)
-		}
+	// Headers are left to the orphan pass, which deletes those that the
+	// expired fragments left unreferenced once they are old enough.
+	f.wantKeys("after the retention sweep", keep.BlobKey, keep.HeaderKey, old.HeaderKey, gone.HeaderKey)
+	f.later()
+	if err := f.sw.Orphans(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	for _, k := range []string{keep.BlobKey, keep.HeaderKey} {
-		if !slices.Contains(keys, k) {
-			t.Errorf("blob %s of a kept fragment was deleted", k)
-		}
-	}
+	f.wantKeys("after the orphan pass", keep.BlobKey, keep.HeaderKey)
 }
 
-// A header blob of a stream with a running ingest session is kept even
-// when no row references it: the session may be about to add one.
-func TestExpiredKeepsHeaderOfBusyStream(t *testing.T) {
+// TestExpiredDuringSession is the header leak of a retention sweep that
+// ran while a session was open: the header blob the expired fragments used
+// is unreferenced, and a later orphan pass must delete it.
+func TestExpiredDuringSession(t *testing.T) {
 	f := newFixture(t)
 	st := f.stream("cam", 1)
-	fr := f.fragment(st, 2*time.Hour)
-	f.busy[st.ID] = true
+	old := f.fragment(st, 2*time.Hour, "old-session")
+	live := f.fragment(st, time.Second, "running-session")
 	if err := f.sw.Expired(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	keys := f.keys()
-	if slices.Contains(keys, fr.BlobKey) || !slices.Contains(keys, fr.HeaderKey) {
-		t.Errorf("blobs after sweep = %v: want the fragment gone and its header kept", keys)
+	f.later()
+	if err := f.sw.Orphans(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after the orphan pass", live.BlobKey, live.HeaderKey)
+	if slices.Contains(f.keys(), old.HeaderKey) {
+		t.Errorf("header %s leaked", old.HeaderKey)
 	}
 }
 
 func TestOrphans(t *testing.T) {
 	f := newFixture(t)
 	st := f.stream("cam", 24)
-	kept := f.fragment(st, time.Minute)
-	// A crash between blob and row left a blob whose sequence was reserved.
-	seq, _ := f.catalog.ReserveSequence(context.Background(), st.ID, 1)
-	crashed := fmt.Sprintf("s%d/f/%s", st.ID, store.FragmentNumber(seq, f.now.UnixMilli()))
+	kept := f.fragment(st, time.Minute, "1")
+	// A crash between blob and row left a fragment blob and a header.
+	crashed := fmt.Sprintf("s%d/f/%s", st.ID, f.number(st))
 	f.put(crashed)
-	// A blob of a stream that no longer exists.
+	header := fmt.Sprintf("s%d/h/unused", st.ID)
+	f.put(header)
+	// Blobs of a stream that no longer exists.
 	f.put("s999/f/1")
 	f.put("s999/h/x")
 	// Something that is not ours is left alone.
 	f.put("notes.txt")
+	all := []string{"notes.txt", kept.BlobKey, kept.HeaderKey, crashed, header, "s999/f/1", "s999/h/x"}
+
+	// Within the grace period a blob may still get its row: nothing goes.
 	if err := f.sw.Orphans(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"notes.txt", kept.BlobKey, kept.HeaderKey}
-	slices.Sort(want)
-	if got := f.keys(); !slices.Equal(got, want) {
-		t.Errorf("blobs after orphan sweep = %v, want %v", got, want)
-	}
-	// A blob whose sequence is reserved after the sweep started belongs
-	// to a running session: Orphans must not touch it.
-	seq, _ = f.catalog.ReserveSequence(context.Background(), st.ID, 1)
-	fresh := fmt.Sprintf("s%d/f/%s", st.ID, store.FragmentNumber(seq+5, f.now.UnixMilli()))
-	f.put(fresh)
+	f.wantKeys("after an orphan pass within the grace period", all...)
+
+	f.later()
 	if err := f.sw.Orphans(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(f.keys(), fresh) {
-		t.Error("orphan sweep deleted a blob of a running session")
+	f.wantKeys("after the grace period", "notes.txt", kept.BlobKey, kept.HeaderKey)
+}
+
+// createAfterList is a catalog whose ListStreams creates a stream and
+// writes its blobs just after answering, as a CreateStream and PutMedia
+// racing the orphan pass at start-up do.
+type createAfterList struct {
+	store.Catalog
+	f       *fixture
+	created *store.Fragment
+}
+
+func (c *createAfterList) ListStreams(ctx context.Context, prefix, after string, limit int) ([]*store.Stream, error) {
+	list, err := c.Catalog.ListStreams(ctx, prefix, after, limit)
+	if c.created == nil {
+		c.created = c.f.fragment(c.f.stream("new", 24), 0, "1")
 	}
+	return list, err
+}
+
+// TestOrphansConcurrentCreate is the orphan pass that deleted the blobs of
+// a stream created while it ran (it compared blob keys with a snapshot of
+// the stream IDs).
+func TestOrphansConcurrentCreate(t *testing.T) {
+	f := newFixture(t)
+	racing := &createAfterList{Catalog: f.catalog, f: f}
+	f.sw.Catalog = racing
+	if err := f.sw.Orphans(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after the orphan pass", racing.created.BlobKey, racing.created.HeaderKey)
 }
 
 func TestStreamDeleted(t *testing.T) {
 	f := newFixture(t)
 	a, b := f.stream("a", 1), f.stream("b", 1)
-	f.fragment(a, 0)
-	keep := f.fragment(b, 0)
+	f.fragment(a, 0, "1")
+	keep := f.fragment(b, 0, "1")
 	if err := f.sw.StreamDeleted(context.Background(), a.ID); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{keep.BlobKey, keep.HeaderKey}
-	slices.Sort(want)
-	if got := f.keys(); !slices.Equal(got, want) {
-		t.Errorf("blobs after deleting stream a = %v, want %v", got, want)
-	}
+	f.wantKeys("after deleting stream a", keep.BlobKey, keep.HeaderKey)
 }

@@ -99,11 +99,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Put writes the object durably and atomically.
+// Put writes the object durably and atomically. A ctx that ends before
+// the object is in place leaves nothing behind.
 func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
 	path, err := b.path(key)
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	dir := filepath.Dir(path)
 	if err := b.ensureDir(dir); err != nil {
@@ -125,6 +129,10 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("put blob %s: fsync: %w", key, err)
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
@@ -167,8 +175,9 @@ func (b *Blobs) Delete(ctx context.Context, key string) error {
 }
 
 // List calls fn with every complete object whose key starts with prefix,
-// in lexical order.
-func (b *Blobs) List(ctx context.Context, prefix string, fn func(key string) error) error {
+// in lexical order. An object's modification time is when its Put renamed
+// it into place.
+func (b *Blobs) List(ctx context.Context, prefix string, fn func(store.BlobInfo) error) error {
 	err := filepath.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -191,7 +200,14 @@ func (b *Blobs) List(ctx context.Context, prefix string, fn func(key string) err
 		if strings.HasPrefix(d.Name(), tempPrefix) || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		return fn(key)
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walking
+		}
+		if err != nil {
+			return err
+		}
+		return fn(store.BlobInfo{Key: key, Modified: fi.ModTime()})
 	})
 	if err != nil {
 		return fmt.Errorf("list blobs %q: %w", prefix, err)

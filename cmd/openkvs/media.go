@@ -37,7 +37,10 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&m.live.MaxAge, "live-window", 5*time.Minute, "how long complete fragments stay in memory for live readers")
 	fs.Float64Var(&m.read.CallsPerSecond, "getmedia-calls-per-second", 5, "GetMedia calls per stream per second (ClientLimitExceededException above)")
 	fs.IntVar(&m.read.MaxConnections, "getmedia-connections", 3, "concurrent GetMedia connections per stream (ConnectionLimitExceededException above)")
-	fs.Float64Var(&m.read.BytesPerSecond, "getmedia-bytes-per-second", 25e6, "GetMedia rate per session in `bytes/s`")
+	fs.Float64Var(&m.read.BytesPerSecond, "getmedia-bytes-per-second", 25e6, "GetMedia and GetMediaForFragmentList rate per session in `bytes/s`")
+	fs.Float64Var(&m.read.ListCallsPerSecond, "listfragments-calls-per-second", 5, "ListFragments calls per stream per second (ClientLimitExceededException above)")
+	fs.Float64Var(&m.read.FragmentListCallsPerSec, "getmediaforfragmentlist-calls-per-second", 5, "GetMediaForFragmentList calls per stream per second (ClientLimitExceededException above)")
+	fs.IntVar(&m.read.FragmentListConnections, "getmediaforfragmentlist-connections", 5, "concurrent GetMediaForFragmentList connections per stream (ConnectionLimitExceededException above)")
 	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
 }
 
@@ -59,10 +62,18 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.MaxTracks <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
 		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --max-tracks, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
 	}
+	if m.read.ListCallsPerSecond <= 0 || m.read.FragmentListCallsPerSec <= 0 || m.read.FragmentListConnections <= 0 {
+		return nil, fmt.Errorf("--listfragments-calls-per-second, --getmediaforfragmentlist-calls-per-second and --getmediaforfragmentlist-connections must be positive")
+	}
 	hub := live.NewHub(m.live)
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
-	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log, Busy: mgr.Busy}
+	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log}
+	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
+	reads := media.New(catalog, blobs, hub, m.read, log)
+	// In this order: a deleted stream's blobs go once its session stores
+	// nothing more (ingest's StreamChanged waits for that).
 	svc.OnChange(mgr.StreamChanged)
+	svc.OnChange(reads.StreamChanged)
 	svc.OnChange(func(old, new *store.Stream) {
 		if new == nil {
 			go func() {
@@ -79,8 +90,6 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
-	reads := media.New(catalog, blobs, hub, m.read, log)
 	return &dataPlane{ingest: mgr, media: reads, hub: hub, sweeper: sw}, nil
 }
 

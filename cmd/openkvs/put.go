@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -44,6 +45,13 @@ func (c *clientConfig) aws(ctx context.Context) (aws.Config, bool, error) {
 		return aws.Config{}, false, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	cfg.BaseEndpoint = aws.String(c.endpoint)
+	// KVS limits calls per stream (ListFragments, GetMedia: 5 per second)
+	// with ClientLimitExceededException: back off and retry it as the SDK
+	// does throttling, so that paging a long archive does not fail.
+	cfg.Retryer = func() aws.Retryer {
+		return retry.AddWithErrorCodes(retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 10 }),
+			"ClientLimitExceededException")
+	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		cfg.Credentials = aws.AnonymousCredentials{}
 		return cfg, false, nil

@@ -88,7 +88,11 @@ func serve(args []string) error {
 	if err := checkDataDir(c.data); err != nil {
 		return err
 	}
-	catalog, err := sqlite.Open(filepath.Join(c.data, "catalog.db"))
+	catalogPath := filepath.Join(c.data, "catalog.db")
+	catalog, err := sqlite.Open(catalogPath)
+	if errors.Is(err, sqlite.ErrReadOnly) {
+		return fmt.Errorf("catalog %s is not writable: check its permissions and owner", catalogPath)
+	}
 	if err != nil {
 		return err
 	}

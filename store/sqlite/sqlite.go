@@ -21,12 +21,16 @@ import (
 	"github.com/openkvs/openkvs/store"
 )
 
-// schema is applied on every open; statements are idempotent. Times are
-// epoch milliseconds. Fragment numbers are fixed-width strings, so the
-// primary key orders them numerically.
-const schema = `
-CREATE TABLE IF NOT EXISTS streams (
-	id              INTEGER PRIMARY KEY,
+// schemaVersion is the catalog layout this code reads and writes, kept in
+// SQLite's user_version. Version 1 made stream IDs AUTOINCREMENT, so that
+// an ID is never assigned twice (version 0 reused the ID of the newest
+// stream once it was deleted).
+const schemaVersion = 1
+
+// streamsTable creates the streams table (under a name, for the
+// migration). Times are epoch milliseconds.
+const streamsTable = `CREATE TABLE %s (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
 	name            TEXT NOT NULL UNIQUE,
 	arn             TEXT NOT NULL UNIQUE,
 	device_name     TEXT NOT NULL,
@@ -39,8 +43,12 @@ CREATE TABLE IF NOT EXISTS streams (
 	storage_tier    TEXT NOT NULL,
 	tags            TEXT NOT NULL,
 	next_seq        INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS fragments (
+)`
+
+// fragmentsSchema creates the fragment index. Fragment numbers are
+// fixed-width strings, so the primary key orders them numerically.
+const fragmentsSchema = `
+CREATE TABLE fragments (
 	stream_id   INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
 	number      TEXT NOT NULL,
 	producer_ms INTEGER NOT NULL,
@@ -51,10 +59,10 @@ CREATE TABLE IF NOT EXISTS fragments (
 	header_key  TEXT NOT NULL,
 	PRIMARY KEY (stream_id, number)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS fragments_by_producer ON fragments(stream_id, producer_ms, number);
-CREATE INDEX IF NOT EXISTS fragments_by_server ON fragments(stream_id, server_ms, number);
-CREATE INDEX IF NOT EXISTS fragments_by_blob ON fragments(blob_key);
-CREATE INDEX IF NOT EXISTS fragments_by_header ON fragments(header_key);
+CREATE INDEX fragments_by_producer ON fragments(stream_id, producer_ms, number);
+CREATE INDEX fragments_by_server ON fragments(stream_id, server_ms, number);
+CREATE INDEX fragments_by_blob ON fragments(blob_key);
+CREATE INDEX fragments_by_header ON fragments(header_key);
 `
 
 // Catalog is a store.Catalog backed by one SQLite file.
@@ -84,11 +92,78 @@ func Open(path string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if err := migrate(context.Background(), db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	return &Catalog{db: db}, nil
+}
+
+// ErrReadOnly is returned by Open for a catalog the process cannot write.
+var ErrReadOnly = errors.New("catalog is not writable")
+
+// migrate brings the database to schemaVersion. It always ends with a
+// write (setting user_version), so that a catalog that cannot be written
+// fails here, at start-up, rather than at the first PutMedia.
+func migrate(ctx context.Context, db *sql.DB) error {
+	// One connection: foreign_keys is per connection and must be off
+	// while the streams table is rebuilt (SQLite's ALTER TABLE procedure).
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var version int
+	if err := conn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this openkvs understands (%d)", version, schemaVersion)
+	}
+	var tables int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'streams'`).Scan(&tables); err != nil {
+		return fmt.Errorf("read schema: %w", err)
+	}
+	var steps []string
+	switch {
+	case tables == 0:
+		steps = []string{fmt.Sprintf(streamsTable, "streams"), fragmentsSchema}
+	case version == 0:
+		steps = []string{fmt.Sprintf(streamsTable, "streams_v1"),
+			`INSERT INTO streams_v1 SELECT id, name, arn, device_name, media_type, kms_key_id, version, status,
+				created_ms, retention_hours, storage_tier, tags, next_seq FROM streams`,
+			`DROP TABLE streams`,
+			`ALTER TABLE streams_v1 RENAME TO streams`}
+	}
+	steps = append(steps, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return readOnly(fmt.Errorf("migrate schema: %w", err))
+	}
+	defer tx.Rollback()
+	for _, step := range steps {
+		if _, err := tx.ExecContext(ctx, step); err != nil {
+			return readOnly(fmt.Errorf("migrate schema to version %d: %w", schemaVersion, err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return readOnly(fmt.Errorf("migrate schema to version %d: %w", schemaVersion, err))
+	}
+	return nil
+}
+
+// readOnly marks SQLite's "attempt to write a readonly database" with
+// ErrReadOnly.
+func readOnly(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
 }
 
 // Close closes the database.

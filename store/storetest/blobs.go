@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -25,6 +26,8 @@ func TestBlobs(t *testing.T, open OpenBlobs) {
 	t.Run("Persistence", func(t *testing.T) { testBlobPersistence(t, open) })
 	t.Run("InvalidKeys", func(t *testing.T) { testBlobInvalidKeys(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testBlobConcurrent(t, open) })
+	t.Run("Modified", func(t *testing.T) { testBlobModified(t, open) })
+	t.Run("CancelledPut", func(t *testing.T) { testBlobCancelledPut(t, open) })
 }
 
 func readBlob(t *testing.T, b store.Blobs, key string) []byte {
@@ -81,8 +84,8 @@ func testBlobRoundTrip(t *testing.T, open OpenBlobs) {
 func listKeys(t *testing.T, b store.Blobs, prefix string) []string {
 	t.Helper()
 	var keys []string
-	if err := b.List(context.Background(), prefix, func(k string) error {
-		keys = append(keys, k)
+	if err := b.List(context.Background(), prefix, func(bi store.BlobInfo) error {
+		keys = append(keys, bi.Key)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -111,7 +114,7 @@ func testBlobList(t *testing.T, open OpenBlobs) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	err := b.List(ctx, "", func(string) error { n++; return stop })
+	err := b.List(ctx, "", func(store.BlobInfo) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("List stopped by callback: err %v after %d calls", err, n)
 	}
@@ -160,5 +163,37 @@ func testBlobConcurrent(t *testing.T, open OpenBlobs) {
 	}
 	if n := len(listKeys(t, b, "")); n != 64 {
 		t.Errorf("List after concurrent puts: %d keys, want 64", n)
+	}
+}
+
+// testBlobModified checks that List reports when each object was stored:
+// the sweeper's grace period on unreferenced blobs depends on it.
+func testBlobModified(t *testing.T, open OpenBlobs) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	before := time.Now().Add(-time.Second) // file systems may round times down
+	if err := b.Put(ctx, "s1/h/1", bytes.NewReader([]byte("h"))); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Add(time.Second)
+	var got []store.BlobInfo
+	if err := b.List(ctx, "", func(bi store.BlobInfo) error { got = append(got, bi); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != "s1/h/1" || got[0].Modified.Before(before) || got[0].Modified.After(after) {
+		t.Fatalf("List = %+v, want s1/h/1 modified between %v and %v", got, before, after)
+	}
+}
+
+// testBlobCancelledPut checks that a Put whose context ended stores nothing.
+func testBlobCancelledPut(t *testing.T, open OpenBlobs) {
+	b := open(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Put(ctx, "s1/f/1", bytes.NewReader([]byte("x"))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put with a cancelled context: %v, want context.Canceled", err)
+	}
+	if keys := listKeys(t, b, ""); len(keys) != 0 {
+		t.Fatalf("cancelled Put left %v", keys)
 	}
 }

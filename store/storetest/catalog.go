@@ -31,6 +31,7 @@ func TestCatalog(t *testing.T, open OpenCatalog) {
 		"DeleteCascades":     testDeleteCascades,
 		"ConcurrentSequence": testConcurrentSequence,
 		"ConcurrentAdds":     testConcurrentAdds,
+		"IDsNeverReused":     testIDsNeverReused,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
@@ -421,5 +422,39 @@ func testConcurrentAdds(t *testing.T, open OpenCatalog) {
 	}
 	if all, _ := c.FragmentsAfter(ctx, s.ID, "", 100); len(all) != 40 {
 		t.Errorf("%d fragments indexed, want 40", len(all))
+	}
+}
+
+// testIDsNeverReused deletes the newest stream and creates another, before
+// and after a reopen: the new stream must get a new ID, since blob keys and
+// work still in flight for the deleted stream name it by ID.
+func testIDsNeverReused(t *testing.T, open OpenCatalog) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, dir)
+	seen := map[int64]bool{}
+	for i := range 2 {
+		a := mustCreate(t, c, newStream(fmt.Sprintf("a%d", i)))
+		seen[a.ID] = true
+		if err := c.DeleteStream(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		b := mustCreate(t, c, newStream(fmt.Sprintf("a%d", i)))
+		if seen[b.ID] {
+			t.Fatalf("round %d: the stream created after deleting stream %d got ID %d again", i, a.ID, b.ID)
+		}
+		seen[b.ID] = true
+		if err := c.DeleteStream(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c = open(t, dir)
+	}
+	defer c.Close()
+	last := mustCreate(t, c, newStream("after-reopen"))
+	if seen[last.ID] {
+		t.Fatalf("after a reopen the new stream got ID %d, which a deleted stream had", last.ID)
 	}
 }
