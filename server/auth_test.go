@@ -60,8 +60,8 @@ func newTestServer(t *testing.T) *httptest.Server {
 }
 
 // newTestServerWith is newTestServer with its Config changed by edit (if
-// not nil); it also returns the control plane, to set up streams directly.
-func newTestServerWith(t *testing.T, edit func(*Config)) (*httptest.Server, *streams.Service) {
+// not nil); it also returns the Server, to set up streams directly.
+func newTestServerWith(t *testing.T, edit func(*Config)) (*httptest.Server, *Server) {
 	t.Helper()
 	catalog, err := sqlite.Open(filepath.Join(t.TempDir(), "catalog.db"))
 	if err != nil {
@@ -77,10 +77,10 @@ func newTestServerWith(t *testing.T, edit func(*Config)) (*httptest.Server, *str
 	if edit != nil {
 		edit(&cfg)
 	}
-	svc := streams.New(catalog, "us-east-1", "000000000000")
-	srv := httptest.NewServer(New(cfg, svc).Handler())
+	s := New(cfg, streams.New(catalog, "us-east-1", "000000000000"))
+	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return srv, svc
+	return srv, s
 }
 
 // call sends a JSON call signed by key (unsigned when key is "") and

@@ -51,14 +51,14 @@ func run(prefix string, n int) []string {
 // page is full, the list is exact whatever the page size, no NextToken
 // names a hidden stream, and a crafted token lists only visible names.
 func TestListStreamsHidesNames(t *testing.T) {
-	srv, svc := newTestServerWith(t, nil)
+	srv, s := newTestServerWith(t, nil)
 	visible := []string{"b-1", "b-2", "d-1", "f-1", "f-2", "f-3"}
 	var hidden []string
 	for _, prefix := range []string{"a", "c", "e", "g"} {
 		hidden = append(hidden, run(prefix, 1100)...)
 	}
 	hidden = append(hidden, "b", "d", "e-", "cam-1") // near misses of the patterns
-	createStreams(t, svc, append(slices.Clone(visible), hidden...))
+	createStreams(t, s.streams, append(slices.Clone(visible), hidden...))
 	c := sdkClient(srv, "PREFIXES")
 	ctx := context.Background()
 

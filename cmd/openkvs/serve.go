@@ -31,7 +31,8 @@ type serveConfig struct {
 	credentials, tlsCert, tlsKey                   string
 	insecure                                       bool
 	readHeaderTimeout, idleTimeout, requestTimeout time.Duration
-	maxHeaderBytes                                 int
+	maxHeaderBytes, maxConnsPerIP                  int
+	unauthenticatedBodyBytes                       int64
 
 	media mediaConfig
 }
@@ -58,6 +59,8 @@ func serve(args []string) error {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in `bytes` (more is answered 431)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "time a JSON API call has to send its body, and a control-plane answer to be sent")
+	fs.Int64Var(&c.unauthenticatedBodyBytes, "unauthenticated-body-bytes", server.DefaultUnauthenticatedBodyBytes, "memory, in `bytes`, for JSON bodies over 4 KiB still arriving or not yet authenticated, all connections together (at least 1048576)")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections one client IP address may hold; more are closed at once")
 	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -120,7 +123,8 @@ func serve(args []string) error {
 	}
 	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
-		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout}
+		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
+		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP}
 	if creds != nil {
 		scfg.Credentials = creds.Store
 	}
@@ -210,6 +214,11 @@ func (c *serveConfig) loadSecurity() (*access.Reloader, *tls.Config, error) {
 		return nil, nil, fmt.Errorf("--read-header-timeout, --idle-timeout and --request-timeout must be positive")
 	case c.maxHeaderBytes < 4096:
 		return nil, nil, fmt.Errorf("--max-header-bytes %d is too small for SigV4-signed requests; give at least 4096", c.maxHeaderBytes)
+	case c.unauthenticatedBodyBytes < server.MinUnauthenticatedBodyBytes:
+		return nil, nil, fmt.Errorf("--unauthenticated-body-bytes %d is too small for one request body; give at least %d",
+			c.unauthenticatedBodyBytes, server.MinUnauthenticatedBodyBytes)
+	case c.maxConnsPerIP <= 0:
+		return nil, nil, fmt.Errorf("--max-conns-per-ip must be positive")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return nil, nil, fmt.Errorf("--tls-cert and --tls-key must be given together")
 	}
