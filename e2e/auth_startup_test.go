@@ -77,6 +77,13 @@ func TestStartupSecureDefaults(t *testing.T) {
 			want: "openkvs: credentials file: open /nonexistent/credentials.json: no such file or directory\n"},
 		{name: "small header limit", args: []string{"--credentials", creds, "--max-header-bytes", "100"},
 			want: "openkvs: --max-header-bytes 100 is too small for SigV4-signed requests; give at least 4096\n"},
+		{name: "small body budget", args: []string{"--unauthenticated-body-bytes", "1048575"},
+			want: "openkvs: --unauthenticated-body-bytes 1048575 is too small for one request body; give at least 1048576\n"},
+		{name: "small body budget in the environment", env: []string{"OPENKVS_UNAUTHENTICATED_BODY_BYTES=1000"},
+			want: "openkvs: --unauthenticated-body-bytes 1000 is too small for one request body; give at least 1048576\n"},
+		{name: "no connections per address", args: []string{"--max-conns-per-ip", "0"}, want: "openkvs: --max-conns-per-ip must be positive\n"},
+		{name: "no connections per address in the environment", env: []string{"OPENKVS_MAX_CONNS_PER_IP=-1"},
+			want: "openkvs: --max-conns-per-ip must be positive\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,6 +218,28 @@ func eventually(t *testing.T, timeout time.Duration, what string, try func() err
 	}
 }
 
+// getHealthz sends GET /healthz on a kept-alive conn, whose responses br
+// reads, and checks the answer; an error means the server did not answer,
+// e.g. because it closed the connection.
+func getHealthz(conn net.Conn, br *bufio.Reader) error {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func TestCredentialsReload(t *testing.T) {
 	t.Parallel()
 	path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"),
@@ -228,23 +257,7 @@ func TestCredentialsReload(t *testing.T) {
 	}
 	defer conn.Close()
 	connReader := bufio.NewReader(conn)
-	healthz := func() error {
-		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(connReader, nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	healthz := func() error { return getHealthz(conn, connReader) }
 	if err := healthz(); err != nil {
 		t.Fatalf("keep-alive connection before reload: %v", err)
 	}
