@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/google/go-cmp/cmp"
 )
 
 // runOpenkvs runs the binary to completion and returns its stderr and exit code.
@@ -119,6 +121,37 @@ func TestStartupSecureDefaults(t *testing.T) {
 	}
 	if _, err := srv.controlAs(adminKey, adminSecret).ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{}); err != nil {
 		t.Errorf("admin key on 0.0.0.0: %v", err)
+	}
+}
+
+// TestCredentialsFileMode checks the start-up warning about a credentials
+// file that other users may read or write, and its absence for mode 0600.
+func TestCredentialsFileMode(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o602, 0o600} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"), authCredentials)
+			if err := os.Chmod(path, mode); err != nil { // not subject to the umask
+				t.Fatal(err)
+			}
+			srv := startServer(t, "--credentials", path)
+			var warnings []map[string]any
+			for line := range strings.Lines(srv.logs.String()) {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "WARN" {
+					delete(rec, "time")
+					warnings = append(warnings, rec)
+				}
+			}
+			var want []map[string]any
+			if mode != 0o600 {
+				want = []map[string]any{{"level": "WARN", "file": path, "mode": fmt.Sprintf("%04o", mode),
+					"msg": "credentials file is readable or writable by group or others; run chmod 600 on it"}}
+			}
+			if diff := cmp.Diff(want, warnings); diff != "" {
+				t.Errorf("warnings logged at start-up (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -142,6 +142,9 @@ func serve(args []string) error {
 	if creds == nil && !tcpAddr.IP.IsLoopback() {
 		log.Warn("authentication is off on a non-loopback address (--insecure): anyone who can connect may call every API")
 	}
+	if err := warnIfShared(log, c.credentials); err != nil {
+		return err
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
 		"data", c.data, "region", c.region, "account", c.account, "auth", authMode)
 	return srv.Serve(ctx, ln)
@@ -246,6 +249,24 @@ func (c *serveConfig) loadSecurity() (*access.Reloader, *tls.Config, error) {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return creds, tlsConfig, nil
+}
+
+// warnIfShared logs a warning when the credentials file at path (if any)
+// may be read or written by other users than its owner: its secrets would
+// let them sign as any key, and a writer could add keys of their own.
+func warnIfShared(log *slog.Logger, path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("credentials file: %w", err)
+	}
+	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		log.Warn("credentials file is readable or writable by group or others; run chmod 600 on it",
+			"file", path, "mode", fmt.Sprintf("%04o", mode))
+	}
+	return nil
 }
 
 // authMode says how requests to a server bound to a are authenticated, for
