@@ -121,7 +121,7 @@ func New(cfg Config, svc *streams.Service) *Server {
 	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.UnauthenticatedBodyBytes = max(cmp.Or(cfg.UnauthenticatedBodyBytes, DefaultUnauthenticatedBodyBytes), MinUnauthenticatedBodyBytes)
-	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.MaxConnsPerIP = cmp.Or(max(cfg.MaxConnsPerIP, 0), DefaultMaxConnsPerIP)
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]route{}, verifier: newVerifier(cfg),
 		bodies: semaphore.NewWeighted(cfg.UnauthenticatedBodyBytes), conns: newConnLimiter(cfg.MaxConnsPerIP, cfg.Logger)}
 	s.controlRoutes()
