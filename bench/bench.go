@@ -255,8 +255,12 @@ func (e *env) startServer(ctx context.Context, prepare func(data string) error, 
 			return nil, err
 		}
 	}
+	// Every client of the bench dials from the one loopback address: the
+	// per-address connection limit (1024 by default) would cap the fan-out
+	// and concurrent-streams scenarios, so it is raised to the open-file
+	// limit, which bounds the connections the bench can make anyway.
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json",
-		"--shutdown-timeout", "5s"}, flags...)
+		"--shutdown-timeout", "5s", "--max-conns-per-ip", strconv.Itoa(e.maxFiles)}, flags...)
 	p, err := startProcess(ctx, e.opts.Executable, args...)
 	if err != nil {
 		return nil, err

@@ -243,8 +243,10 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	if n == limit {
 		sc.note("every step passed: %d streams is the search's limit, not the server's", limit)
 	}
-	if !e.local() {
-		sc.note("against %s: no RSS figure", e.opts.Target)
+	if e.local() {
+		sc.note("child started with --max-conns-per-ip %d (the open-file limit; the default, 1024, would refuse producers past it: they all dial from 127.0.0.1)", e.maxFiles)
+	} else {
+		sc.note("against %s: no RSS figure; its own --max-conns-per-ip applies (1024 by default)", e.opts.Target)
 	}
 	return err
 }

@@ -218,9 +218,9 @@ func runFanout(ctx context.Context, e *env, sc *Scenario) error {
 		sc.note("every step passed: %d readers is the search's limit, not the server's", limit)
 	}
 	if e.local() {
-		sc.note("child started with --getmedia-connections N+10 and --getmedia-calls-per-second 1e6 (the defaults, 3 and 5, allow 3 readers); the readers run in the bench process on the same cores")
+		sc.note("child started with --getmedia-connections N+10, --getmedia-calls-per-second 1e6 (the defaults, 3 and 5, allow 3 readers) and --max-conns-per-ip %d (the open-file limit; the default, 1024, would refuse the readers past it: they all dial from 127.0.0.1); the readers run in the bench process on the same cores", e.maxFiles)
 	} else {
-		sc.note("against %s: its own --getmedia-connections and --getmedia-calls-per-second apply (3 and 5 by default)", e.opts.Target)
+		sc.note("against %s: its own --getmedia-connections, --getmedia-calls-per-second and --max-conns-per-ip apply (3, 5 and 1024 by default)", e.opts.Target)
 	}
 	return err
 }

@@ -22,10 +22,6 @@ type video struct {
 	size   int64    // bytes of one fragment
 }
 
-// clusterStartSize is the size of synth's Cluster start: ID, unknown size,
-// and a Timecode with an 8-byte value.
-const clusterStartSize = 4 + 1 + 1 + 8 + 8
-
 // newVideo returns a stream of the given bitrate in bits per second.
 func newVideo(bitrate int) *video {
 	v := &video{Video: synth.Video{FPS: 30, FragmentDuration: 2 * time.Second, Bitrate: bitrate}, header: synth.Header(1)}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -28,6 +30,22 @@ const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49599
 // secret, or unsigned when key is "". It returns the status and body.
 func putMediaAs(t *testing.T, srv *serverProc, key, secret, stream string, mkv []byte) (int, string) {
 	t.Helper()
+	return putMediaSigned(t, srv, key, secret, stream, mkv, putMediaSigning{})
+}
+
+// putMediaSigning changes how putMediaSigned signs.
+type putMediaSigning struct {
+	// contentSHA256, when set, is sent as x-amz-content-sha256 and signed
+	// as the payload hash.
+	contentSHA256 string
+	// unsigned headers are set only once the request is signed (in place
+	// of the producer's own), so that the signature does not cover them.
+	unsigned map[string]string
+}
+
+// putMediaSigned is putMediaAs signed as sign says.
+func putMediaSigned(t *testing.T, srv *serverProc, key, secret, stream string, mkv []byte, sign putMediaSigning) (int, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, srv.URL+"/putMedia", io.NopCloser(bytes.NewReader(mkv)))
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +53,22 @@ func putMediaAs(t *testing.T, srv *serverProc, key, secret, stream string, mkv [
 	req.ContentLength = -1 // chunked, as producers send it
 	req.Header.Set("x-amzn-stream-name", stream)
 	req.Header.Set("x-amzn-fragment-timecode-type", "ABSOLUTE")
+	for name := range sign.unsigned {
+		req.Header.Del(name)
+	}
+	hash := emptyPayloadHash
+	if sign.contentSHA256 != "" {
+		hash = sign.contentSHA256
+		req.Header.Set("x-amz-content-sha256", hash)
+	}
 	if key != "" {
 		creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}
-		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, emptyPayloadHash, "kinesisvideo", "us-east-1", time.Now()); err != nil {
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "kinesisvideo", "us-east-1", time.Now()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for name, value := range sign.unsigned {
+		req.Header.Set(name, value)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -55,23 +84,8 @@ func putMediaAs(t *testing.T, srv *serverProc, key, secret, stream string, mkv [
 
 func TestAuthPutMedia(t *testing.T) {
 	t.Parallel()
-	path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"), `{"keys": [
-  {"accessKeyId": "AKIDADMIN", "secretAccessKey": "admin-secret"},
-  {"accessKeyId": "AKIDCAMERA", "secretAccessKey": "camera-secret", "policy": [
-    {"actions": ["kinesisvideo:PutMedia"], "streams": ["cam-*"]}]}
-]}`)
-	srv := startServer(t, "--credentials", path)
-	admin := srv.controlAs(adminKey, adminSecret)
-	for _, name := range []string{"cam-1", "other"} {
-		if _, err := admin.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(name), DataRetentionInHours: aws.Int32(1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	srv := startPutMediaServer(t, "cam-1", "other")
 	src := media(t, "h264.mkv")
-	errorBody := func(typ, key, msg string) string {
-		b, _ := json.Marshal(map[string]string{"__type": typ, key: msg})
-		return string(b)
-	}
 	rejected := []struct {
 		name, key, secret, stream string
 		status                    int
@@ -104,5 +118,121 @@ func TestAuthPutMedia(t *testing.T) {
 	}
 	if frags, _ := stored(t, srv, "other"); len(frags) != 0 {
 		t.Errorf("other holds %d fragments, want none", len(frags))
+	}
+}
+
+// putMediaCredentials has an admin and a camera that may only PutMedia to
+// cam-* streams.
+const putMediaCredentials = `{"keys": [
+  {"accessKeyId": "AKIDADMIN", "secretAccessKey": "admin-secret"},
+  {"accessKeyId": "AKIDCAMERA", "secretAccessKey": "camera-secret", "policy": [
+    {"actions": ["kinesisvideo:PutMedia"], "streams": ["cam-*"]}]}
+]}`
+
+// startPutMediaServer starts an authenticating server with
+// putMediaCredentials and the given streams (retention one hour).
+func startPutMediaServer(t *testing.T, streams ...string) *serverProc {
+	t.Helper()
+	srv := startServer(t, "--credentials", writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"), putMediaCredentials))
+	admin := srv.controlAs(adminKey, adminSecret)
+	for _, name := range streams {
+		if _, err := admin.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(name), DataRetentionInHours: aws.Int32(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv
+}
+
+// errorBody is a restJson1 error body whose message is under key
+// ("message" for auth-layer errors, "Message" for modeled ones).
+func errorBody(typ, key, msg string) string {
+	b, _ := json.Marshal(map[string]string{"__type": typ, key: msg})
+	return string(b)
+}
+
+// TestAuthPutMediaPayloadHash signs PutMedia with each x-amz-content-sha256
+// a client may send. The placeholders the producers use are accepted; a
+// hex digest other than the empty string's is refused before anything is
+// stored, even the body's true digest: the body is acknowledged as it
+// streams, so no digest of it can be checked in time.
+func TestAuthPutMediaPayloadHash(t *testing.T) {
+	t.Parallel()
+	srv := startPutMediaServer(t, "cam-none", "cam-unsigned", "cam-streaming", "cam-empty", "cam-digest", "cam-other")
+	src := media(t, "h264.mkv")
+	fragments := len(synth.ClusterSpans(src))
+	accepted := map[string]string{
+		"cam-none":      "", // the C producer
+		"cam-unsigned":  "UNSIGNED-PAYLOAD",
+		"cam-streaming": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", // the Java SDK v1
+		"cam-empty":     emptyPayloadHash,
+	}
+	for stream, header := range accepted {
+		status, acks := putMediaSigned(t, srv, "AKIDCAMERA", "camera-secret", stream, src, putMediaSigning{contentSHA256: header})
+		if status != http.StatusOK || strings.Count(acks, `"EventType":"PERSISTED"`) != fragments {
+			t.Errorf("x-amz-content-sha256 %q: %d %s, want 200 and %d PERSISTED", header, status, acks, fragments)
+		}
+	}
+	sum := sha256.Sum256(src)
+	refused := map[string]string{
+		"cam-digest": hex.EncodeToString(sum[:]),
+		"cam-other":  strings.Repeat("ab", 32),
+	}
+	for stream, header := range refused {
+		want := errorBody("XAmzContentSHA256Mismatch", "message", "PutMedia streams its body, so x-amz-content-sha256 '"+header+
+			"' cannot be checked against it: send UNSIGNED-PAYLOAD or STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or no x-amz-content-sha256 header.")
+		if status, body := putMediaSigned(t, srv, "AKIDCAMERA", "camera-secret", stream, src, putMediaSigning{contentSHA256: header}); status != http.StatusBadRequest || body != want {
+			t.Errorf("x-amz-content-sha256 %q: %d %s, want 400 %s", header, status, body, want)
+		}
+	}
+
+	srv.Stop()
+	for stream := range accepted {
+		if frags, _ := stored(t, srv, stream); len(frags) != fragments {
+			t.Errorf("%s holds %d fragments, want %d", stream, len(frags), fragments)
+		}
+	}
+	for stream := range refused {
+		if frags, _ := stored(t, srv, stream); len(frags) != 0 {
+			t.Errorf("%s holds %d fragments, want none", stream, len(frags))
+		}
+	}
+}
+
+// TestAuthPutMediaSignedHeaders checks that the PutMedia parameters, which
+// come in headers, count only when signed: a captured request whose
+// signature does not cover x-amzn-stream-name could otherwise be pointed at
+// another stream.
+func TestAuthPutMediaSignedHeaders(t *testing.T) {
+	t.Parallel()
+	srv := startPutMediaServer(t, "cam-1", "cam-2")
+	src := media(t, "h264.mkv")
+	must := func(header string) string {
+		return errorBody("InvalidSignatureException", "message", "Header '"+header+"' must be signed: add it to SignedHeaders.")
+	}
+	arn := "arn:aws:kinesisvideo:us-east-1:000000000000:stream/cam-2/1"
+	tests := []struct {
+		name     string
+		unsigned map[string]string
+		body     string
+	}{
+		{"stream name", map[string]string{"x-amzn-stream-name": "cam-2"}, must("x-amzn-stream-name")},
+		{"stream ARN", map[string]string{"x-amzn-stream-arn": arn}, must("x-amzn-stream-arn")},
+		{"timecode type", map[string]string{"x-amzn-fragment-timecode-type": "ABSOLUTE"}, must("x-amzn-fragment-timecode-type")},
+		{"producer start", map[string]string{"x-amzn-producer-start-timestamp": "1700000000.000"}, must("x-amzn-producer-start-timestamp")},
+	}
+	for _, tc := range tests {
+		// Signed for cam-1; the unsigned header names cam-2 or changes how
+		// the fragments are timed.
+		status, body := putMediaSigned(t, srv, "AKIDCAMERA", "camera-secret", "cam-1", src, putMediaSigning{unsigned: tc.unsigned})
+		if status != http.StatusForbidden || body != tc.body {
+			t.Errorf("unsigned %s: %d %s, want 403 %s", tc.name, status, body, tc.body)
+		}
+	}
+
+	srv.Stop()
+	for _, stream := range []string{"cam-1", "cam-2"} {
+		if frags, _ := stored(t, srv, stream); len(frags) != 0 {
+			t.Errorf("%s holds %d fragments, want none", stream, len(frags))
+		}
 	}
 }

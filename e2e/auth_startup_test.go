@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/google/go-cmp/cmp"
 )
 
 // runOpenkvs runs the binary to completion and returns its stderr and exit code.
@@ -77,6 +79,13 @@ func TestStartupSecureDefaults(t *testing.T) {
 			want: "openkvs: credentials file: open /nonexistent/credentials.json: no such file or directory\n"},
 		{name: "small header limit", args: []string{"--credentials", creds, "--max-header-bytes", "100"},
 			want: "openkvs: --max-header-bytes 100 is too small for SigV4-signed requests; give at least 4096\n"},
+		{name: "small body budget", args: []string{"--unauthenticated-body-bytes", "1048575"},
+			want: "openkvs: --unauthenticated-body-bytes 1048575 is too small for one request body; give at least 1048576\n"},
+		{name: "small body budget in the environment", env: []string{"OPENKVS_UNAUTHENTICATED_BODY_BYTES=1000"},
+			want: "openkvs: --unauthenticated-body-bytes 1000 is too small for one request body; give at least 1048576\n"},
+		{name: "no connections per address", args: []string{"--max-conns-per-ip", "0"}, want: "openkvs: --max-conns-per-ip must be positive\n"},
+		{name: "no connections per address in the environment", env: []string{"OPENKVS_MAX_CONNS_PER_IP=-1"},
+			want: "openkvs: --max-conns-per-ip must be positive\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +121,37 @@ func TestStartupSecureDefaults(t *testing.T) {
 	}
 	if _, err := srv.controlAs(adminKey, adminSecret).ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{}); err != nil {
 		t.Errorf("admin key on 0.0.0.0: %v", err)
+	}
+}
+
+// TestCredentialsFileMode checks the start-up warning about a credentials
+// file that other users may read or write, and its absence for mode 0600.
+func TestCredentialsFileMode(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o602, 0o600} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"), authCredentials)
+			if err := os.Chmod(path, mode); err != nil { // not subject to the umask
+				t.Fatal(err)
+			}
+			srv := startServer(t, "--credentials", path)
+			var warnings []map[string]any
+			for line := range strings.Lines(srv.logs.String()) {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "WARN" {
+					delete(rec, "time")
+					warnings = append(warnings, rec)
+				}
+			}
+			var want []map[string]any
+			if mode != 0o600 {
+				want = []map[string]any{{"level": "WARN", "file": path, "mode": fmt.Sprintf("%04o", mode),
+					"msg": "credentials file is readable or writable by group or others; run chmod 600 on it"}}
+			}
+			if diff := cmp.Diff(want, warnings); diff != "" {
+				t.Errorf("warnings logged at start-up (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -211,6 +251,28 @@ func eventually(t *testing.T, timeout time.Duration, what string, try func() err
 	}
 }
 
+// getHealthz sends GET /healthz on a kept-alive conn, whose responses br
+// reads, and checks the answer; an error means the server did not answer,
+// e.g. because it closed the connection.
+func getHealthz(conn net.Conn, br *bufio.Reader) error {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func TestCredentialsReload(t *testing.T) {
 	t.Parallel()
 	path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"),
@@ -228,23 +290,7 @@ func TestCredentialsReload(t *testing.T) {
 	}
 	defer conn.Close()
 	connReader := bufio.NewReader(conn)
-	healthz := func() error {
-		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(connReader, nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	healthz := func() error { return getHealthz(conn, connReader) }
 	if err := healthz(); err != nil {
 		t.Fatalf("keep-alive connection before reload: %v", err)
 	}

@@ -489,15 +489,6 @@ func gmChunks(t *testing.T, payload []byte) []*mkv.Chunk {
 	return out
 }
 
-// gmNumbers lists the FRAGMENT_NUMBER tag of each chunk.
-func gmNumbers(chunks []*mkv.Chunk) []string {
-	var out []string
-	for _, c := range chunks {
-		out = append(out, c.Tags[mkv.TagFragmentNumber])
-	}
-	return out
-}
-
 // gmSize8 is an 8-byte EBML size field.
 func gmSize8(n int) []byte {
 	b := []byte{0x01, 0, 0, 0, 0, 0, 0, 0}

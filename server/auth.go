@@ -13,10 +13,12 @@ import (
 )
 
 // route is one API operation: the IAM action it is authorized as
-// ("DescribeStream", see access.Actions) and its handler.
+// ("DescribeStream", see access.Actions), its handler, and the request
+// headers it acts on, which must be signed when present.
 type route struct {
-	action  string
-	handler http.HandlerFunc
+	action        string
+	handler       http.HandlerFunc
+	signedHeaders []string
 }
 
 // handle registers the operation served at path. action is its IAM action
@@ -24,8 +26,11 @@ type route struct {
 // with s.authorize once it knows the stream (jsonOp does this for JSON
 // operations). A JSON body is read, bounded, before h runs and is decoded
 // with decodeJSON; only PutMedia's body is left unread (bodyStreams).
-func (s *Server) handle(path, action string, h http.HandlerFunc) {
-	s.routes[path] = route{action: action, handler: h}
+// signed names the headers h takes parameters from: with authentication on,
+// a request carrying one must have signed it, or a captured request could
+// be pointed at another stream by changing it.
+func (s *Server) handle(path, action string, h http.HandlerFunc, signed ...string) {
+	s.routes[path] = route{action: action, handler: h, signedHeaders: signed}
 }
 
 // bodyStreams reports whether an operation's request body is a media stream
@@ -59,26 +64,66 @@ func newVerifier(cfg Config) *sigv4.Verifier {
 	}
 }
 
-// authenticate verifies the request's SigV4 signature (when authentication
-// is on) and records who signed it. body is the JSON body already read, or
-// nil for an operation whose body streams.
-func (s *Server) authenticate(r *http.Request, action string, body []byte) error {
+// checkHeaders runs, before any body is read, every authentication check
+// that needs none: the Authorization header (sigv4.Verifier.Check), the
+// payload hash header, and that the headers rt acts on are signed. A
+// request that cannot authenticate thus costs no body memory. It returns
+// nil while authentication is off.
+func (s *Server) checkHeaders(r *http.Request, rt route) (*sigv4.Signature, error) {
 	if s.verifier == nil {
-		return nil
+		return nil, nil
 	}
-	ri := info(r.Context())
 	// Every permission check of the request uses this one snapshot, so that
 	// a reload cannot change the answer halfway through (ListStreams asks
 	// once per stream).
-	ri.keys = s.cfg.Credentials()
-	hash := sigv4.StreamingPayloadHash(r)
-	if !bodyStreams(action) {
-		var err error
-		if hash, err = sigv4.PayloadHash(r, body); err != nil {
-			return authError(err)
-		}
+	info(r.Context()).keys = s.cfg.Credentials()
+	sig, err := s.verifier.Check(r)
+	if err == nil {
+		err = checkPayloadHeader(r, rt.action)
 	}
-	id, err := s.verifier.Verify(r, hash)
+	if err == nil {
+		err = sig.RequireSigned(rt.signedHeaders...)
+	}
+	if err != nil {
+		return nil, authError(err)
+	}
+	return sig, nil
+}
+
+// checkPayloadHeader checks, before the body is read, that the
+// x-amz-content-sha256 header of a request for action is one its body may
+// be signed with.
+func checkPayloadHeader(r *http.Request, action string) error {
+	if bodyStreams(action) {
+		_, err := sigv4.StreamingPayloadHash(r)
+		return err
+	}
+	return sigv4.CheckPayloadHeader(r)
+}
+
+// payloadHash is the hash the signature of a request for action must
+// cover: the placeholder of a streamed body, else the SHA-256 of the JSON
+// body.
+func payloadHash(r *http.Request, action string, body []byte) (string, error) {
+	if bodyStreams(action) {
+		return sigv4.StreamingPayloadHash(r)
+	}
+	return sigv4.PayloadHash(r, body)
+}
+
+// authenticate verifies sig, from checkHeaders, over the request's payload
+// and records who signed. body is the JSON body read, or nil for an
+// operation whose body streams; sig is nil while authentication is off.
+func (s *Server) authenticate(r *http.Request, sig *sigv4.Signature, body []byte) error {
+	if sig == nil {
+		return nil
+	}
+	ri := info(r.Context())
+	hash, err := payloadHash(r, ri.action, body)
+	if err != nil {
+		return authError(err)
+	}
+	id, err := sig.Verify(hash)
 	if err != nil {
 		return authError(err)
 	}

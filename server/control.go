@@ -54,7 +54,11 @@ func (s *Server) controlRoutes() {
 	s.handle("/describeStream", "DescribeStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
 		return svc.DescribeStream(ctx, in)
 	}))
-	s.handle("/listStreams", "ListStreams", jsonOp(s, s.listStreams))
+	s.handle("/listStreams", "ListStreams", jsonOp(s, func(ctx context.Context, r *http.Request, in *streams.ListStreamsInput) (any, error) {
+		// Only the streams the caller may list: the catalog's pages are
+		// filtered before a page or its NextToken is made.
+		return svc.ListStreams(ctx, in, s.visible(r, "ListStreams"))
+	}))
 	s.handle("/deleteStream", "DeleteStream", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.DeleteStreamInput) (any, error) {
 		return done(svc.DeleteStream(ctx, in))
 	}))
@@ -91,44 +95,4 @@ func (s *Server) controlRoutes() {
 	s.handle("/updateStreamStorageConfiguration", "UpdateStreamStorageConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateStorageConfigurationInput) (any, error) {
 		return done(svc.UpdateStreamStorageConfiguration(ctx, in))
 	}))
-}
-
-// maxListPages bounds the catalog pages one filtered ListStreams reads;
-// past it the caller gets a short page and a NextToken to continue.
-const maxListPages = 100
-
-// listStreams is ListStreams showing only the streams the caller may list
-// (access.Store.Allowed). Each catalog page asks for as many streams as are
-// still missing, so its NextToken resumes right after the last stream
-// examined, hidden or not, and no stream is skipped or listed twice.
-func (s *Server) listStreams(ctx context.Context, r *http.Request, in *streams.ListStreamsInput) (any, error) {
-	visible := s.visible(r, "ListStreams")
-	if visible == nil {
-		return s.streams.ListStreams(ctx, in)
-	}
-	limit := int64(streams.MaxListStreams)
-	if in.MaxResults != nil {
-		limit = *in.MaxResults // validated by the first page
-	}
-	page := *in
-	out := &streams.ListStreamsOutput{StreamInfoList: []streams.StreamInfo{}}
-	for range maxListPages {
-		missing := limit - int64(len(out.StreamInfoList))
-		page.MaxResults = &missing
-		res, err := s.streams.ListStreams(ctx, &page)
-		if err != nil {
-			return nil, err
-		}
-		for _, st := range res.StreamInfoList {
-			if visible(st.StreamName) {
-				out.StreamInfoList = append(out.StreamInfoList, st)
-			}
-		}
-		out.NextToken = res.NextToken
-		if res.NextToken == "" || int64(len(out.StreamInfoList)) == limit {
-			break
-		}
-		page.NextToken = &res.NextToken
-	}
-	return out, nil
 }

@@ -18,6 +18,14 @@ const (
 	putMediaMediaType = "application/json"
 )
 
+// putMediaHeaders are the PutMedia parameters, which come in headers: each
+// must be signed when present (route.signedHeaders). The official C
+// producer signs every header but content-type, content-length,
+// x-amz-security-token and authorization (kvs-protocol.md §1.3), the Java
+// SDK v1 and aws-sdk-go-v2 sign x-amzn-* headers, and curl --aws-sigv4
+// signs every header given with -H.
+var putMediaHeaders = []string{hdrStreamName, hdrStreamARN, hdrTimecodeType, hdrProducerStart}
+
 // putMediaParams validates the PutMedia headers; failures are restJson1
 // errors sent before the response starts.
 func putMediaParams(r *http.Request) (streams.Ref, ingest.Params, error) {

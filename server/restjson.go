@@ -8,17 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/openkvs/openkvs/api"
 )
-
-// maxJSONBody bounds a JSON request body; the largest valid KVS request
-// (GetMediaForFragmentList with 1000 numbers) is about 130 KB.
-const maxJSONBody = 1 << 20
 
 // errorNamespace follows the exception name in x-amzn-ErrorType, as in
 // real KVS answers; every client strips it (kvs-protocol.md §2.3).
@@ -35,38 +29,6 @@ func jsonContentType(v string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasPrefix(mt, "application/x-amz-json-") || strings.HasSuffix(mt, "+json")
-}
-
-// readBody reads a JSON request body, at most maxJSONBody bytes within
-// RequestTimeout, so that a slow or oversized body cannot hold a handler.
-// route calls it once, before authentication hashes the body; handlers
-// decode the bytes with decodeJSON.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	// An error means the writer has no connection (tests): no deadline then.
-	rc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	if err != nil {
-		// The rest of the body is not read: net/http would otherwise drain
-		// it, without a deadline, to reuse the connection.
-		w.Header().Set("Connection", "close")
-	}
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, &api.Error{Type: "RequestEntityTooLargeException", Status: http.StatusRequestEntityTooLarge,
-			Message: fmt.Sprintf("The request body is larger than %d bytes.", maxJSONBody)}
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, &api.Error{Type: "RequestTimeoutException", Status: http.StatusRequestTimeout,
-			Message: fmt.Sprintf("The request body was not received within %s.", s.cfg.RequestTimeout)}
-	case err != nil:
-		return nil, api.Serialization("Reading the request body failed: %v", err)
-	}
-	// Lift the deadline: net/http's background read, which watches for the
-	// client going away, would cancel the request context when it passes,
-	// and GetMedia streams long after its body is read.
-	rc.SetReadDeadline(time.Time{})
-	return body, nil
 }
 
 // decodeJSON decodes the request body that route read into in; an empty

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/ingest"
@@ -57,6 +59,16 @@ type Config struct {
 	// RequestTimeout bounds receiving the body of a JSON call and sending a
 	// control-plane response. Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// UnauthenticatedBodyBytes bounds the memory of JSON bodies over 4 KiB
+	// that are still arriving or not yet authenticated, across all
+	// connections; a body waits its turn for it within RequestTimeout, then
+	// is answered 503. At least 1 MiB (the largest body). Default
+	// DefaultUnauthenticatedBodyBytes.
+	UnauthenticatedBodyBytes int64
+	// MaxConnsPerIP bounds the open connections of one client address;
+	// more are closed as soon as they are accepted. Default
+	// DefaultMaxConnsPerIP.
+	MaxConnsPerIP int
 
 	// Ingest runs PutMedia sessions; nil leaves /putMedia unserved.
 	Ingest *ingest.Manager
@@ -71,7 +83,19 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultRequestTimeout    = time.Minute
+	// DefaultUnauthenticatedBodyBytes holds 64 bodies of the largest size,
+	// or some 500 of the largest valid request.
+	DefaultUnauthenticatedBodyBytes = 64 << 20
+	// DefaultMaxConnsPerIP leaves room for hundreds of cameras behind one
+	// NAT address (a PutMedia connection each, and a few control calls),
+	// while one address cannot hold more goroutines and connection buffers
+	// than 1024 connections need.
+	DefaultMaxConnsPerIP = 1024
 )
+
+// MinUnauthenticatedBodyBytes is the smallest UnauthenticatedBodyBytes:
+// room for one body of the largest size.
+const MinUnauthenticatedBodyBytes = maxJSONBody
 
 // Server serves the KVS APIs over HTTP.
 type Server struct {
@@ -79,7 +103,9 @@ type Server struct {
 	log      *slog.Logger
 	streams  *streams.Service
 	routes   map[string]route
-	verifier *sigv4.Verifier // nil while authentication is off
+	verifier *sigv4.Verifier     // nil while authentication is off
+	bodies   *semaphore.Weighted // the UnauthenticatedBodyBytes budget
+	conns    *connLimiter
 }
 
 // New returns a Server for the given control plane.
@@ -94,10 +120,13 @@ func New(cfg Config, svc *streams.Service) *Server {
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
 	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]route{}, verifier: newVerifier(cfg)}
+	cfg.UnauthenticatedBodyBytes = max(cmp.Or(cfg.UnauthenticatedBodyBytes, DefaultUnauthenticatedBodyBytes), MinUnauthenticatedBodyBytes)
+	cfg.MaxConnsPerIP = cmp.Or(max(cfg.MaxConnsPerIP, 0), DefaultMaxConnsPerIP)
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]route{}, verifier: newVerifier(cfg),
+		bodies: semaphore.NewWeighted(cfg.UnauthenticatedBodyBytes), conns: newConnLimiter(cfg.MaxConnsPerIP, cfg.Logger)}
 	s.controlRoutes()
 	if cfg.Ingest != nil {
-		s.handle("/putMedia", "PutMedia", s.putMedia)
+		s.handle("/putMedia", "PutMedia", s.putMedia, putMediaHeaders...)
 	}
 	if cfg.Media != nil {
 		s.mediaRoutes()
@@ -127,25 +156,45 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.MethodNotAllowed("%s takes POST, not %s.", r.URL.Path, r.Method))
 		return
 	}
-	ri := info(r.Context())
-	ri.action = rt.action
-	if !bodyStreams(rt.action) {
-		body, err := s.readBody(w, r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		ri.body = body
+	info(r.Context()).action = rt.action
+	if s.admit(w, r, rt) {
+		rt.handler(w, r)
 	}
-	if err := s.authenticate(r, rt.action, ri.body); err != nil {
+}
+
+// admit authenticates a request for rt: the checks that need no body
+// first, then (for a JSON call) the body, read within its budget, then the
+// signature. On failure it has answered the request and returns false.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route) bool {
+	sig, err := s.checkHeaders(r, rt)
+	if err != nil {
+		// Answered before a byte of the body is read: net/http must not
+		// drain it for keep-alive either.
+		w.Header().Set("Connection", "close")
+		writeError(w, r, err)
+		return false
+	}
+	ri := info(r.Context())
+	release := func() {}
+	if !bodyStreams(rt.action) {
+		if ri.body, release, err = s.readBody(w, r); err != nil {
+			writeError(w, r, err)
+			return false
+		}
+		defer release() // even if authenticate panics
+	}
+	err = s.authenticate(r, sig, ri.body)
+	// Authenticated or refused, the body no longer counts against the budget.
+	release()
+	if err != nil {
 		if bodyStreams(rt.action) {
 			// Do not let net/http drain a media stream nobody will read.
 			w.Header().Set("Connection", "close")
 		}
 		writeError(w, r, err)
-		return
+		return false
 	}
-	rt.handler(w, r)
+	return true
 }
 
 // dataEndpoint is the base URL returned by GetDataEndpoint for r.
@@ -169,6 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ConnState:         s.conns.track,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if s.cfg.Ingest != nil {

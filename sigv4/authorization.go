@@ -34,6 +34,16 @@ func (a *authorization) headerNames() []string {
 	return strings.Split(a.signedHeaders, ";")
 }
 
+// signs reports whether the header name is in SignedHeaders (names compare case-insensitively).
+func (a *authorization) signs(name string) bool {
+	for _, n := range a.headerNames() {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // parseAuthorization parses an Authorization header value. Errors are IncompleteSignatureException
 // with messages in the style AWS uses ("Authorization header requires 'Credential' parameter.").
 func parseAuthorization(h string) (*authorization, error) {

@@ -42,7 +42,7 @@ func TestVerifyBotocore(t *testing.T) {
 		{name: "query params", URL: srv.URL + "/getDataEndpoint", Body: `{}`,
 			Params: map[string]string{"b": "2", "a": "x y", "c": "a/b~", "A": "é"}, want: okReply("", sha256Hex([]byte(`{}`)))},
 		{name: "unsigned payload", URL: srv.URL + "/describeStream", Body: `{"StreamName":"cam-1"}`, UnsignedPayload: true,
-			want: okReply("", UnsignedPayload)},
+			want: serverReply{Status: http.StatusForbidden, Code: CodeInvalidSignature, Message: msgUnsignedJSON(UnsignedPayload)}},
 		{name: "chunked putMedia with streaming payload", URL: srv.URL + "/putMedia", Body: "mkv bytes", Chunked: true,
 			Headers: map[string]string{"X-Amz-Content-SHA256": StreamingPayload, "x-amzn-stream-name": "cam-1"},
 			want:    okChunked("", StreamingPayload)},

@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// Error codes returned by Verify and PayloadHash, spelled as AWS spells them in x-amzn-ErrorType.
+// Error codes returned by Check, Verify and the payload hash functions, spelled as AWS spells them in x-amzn-ErrorType.
 const (
 	// CodeMissingAuthenticationToken means the request carried no Authorization header.
 	CodeMissingAuthenticationToken = "MissingAuthenticationTokenException"
@@ -63,6 +63,11 @@ func errUnknownKey() *Error {
 
 func errSignature() *Error {
 	return &Error{CodeInvalidSignature, http.StatusForbidden, msgSignatureInvalid}
+}
+
+func errHashMismatch() *Error {
+	return &Error{CodeContentSHA256Mismatch, http.StatusBadRequest,
+		"The provided 'x-amz-content-sha256' header does not match what was computed."}
 }
 
 // errInvalid is an InvalidSignatureException with a specific message (scope, clock skew).

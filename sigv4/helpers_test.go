@@ -79,8 +79,11 @@ func verifyBuffered(v *Verifier, r *http.Request) (*Identity, string, error) {
 
 // verifyStreaming verifies r as the server does for PutMedia, then drains the body.
 func verifyStreaming(v *Verifier, r *http.Request) (*Identity, string, error) {
-	hash := StreamingPayloadHash(r)
-	id, err := v.Verify(r, hash)
+	hash, err := StreamingPayloadHash(r)
+	var id *Identity
+	if err == nil {
+		id, err = v.Verify(r, hash)
+	}
 	if _, cerr := io.Copy(io.Discard, r.Body); cerr != nil && err == nil {
 		err = cerr
 	}

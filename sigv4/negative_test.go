@@ -228,7 +228,58 @@ func TestVerifyRejects(t *testing.T) {
 			if diff := cmp.Diff(tc.want, fieldsOf(t, err)); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
+
+			// Only the signature and the body hash need the body: Check refuses everything
+			// else, with the same answer, without reading it.
+			r := tc.request(t)
+			r.Body = unreadBody{t}
+			_, err = v.Check(r)
+			var want *errFields
+			if tc.want != nil && tc.want.Message != msgSignatureInvalid && tc.want.Code != CodeContentSHA256Mismatch {
+				want = tc.want
+			}
+			if diff := cmp.Diff(want, fieldsOf(t, err)); diff != "" {
+				t.Errorf("Check error (-want +got):\n%s", diff)
+			}
 		})
+	}
+}
+
+// unreadBody is a request body that fails the test when read.
+type unreadBody struct{ t *testing.T }
+
+func (b unreadBody) Read([]byte) (int, error) {
+	b.t.Error("the body was read")
+	return 0, io.EOF
+}
+
+func (unreadBody) Close() error { return nil }
+
+// TestRequireSigned checks that a header the server acts on must be among SignedHeaders when the
+// request carries it, whatever its case.
+func TestRequireSigned(t *testing.T) {
+	r := signedRequest(t, testCreds, testRegion, DefaultService, nil) // signs X-Amzn-Stream-Name
+	r.Header.Set("X-Amzn-Fragment-Timecode-Type", "ABSOLUTE")         // added after signing
+	sig, err := newVerifier(testTime).Check(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		headers []string
+		want    *errFields
+	}{
+		{headers: []string{"x-amzn-stream-name"}},
+		{headers: []string{"X-AMZN-STREAM-NAME", "x-amzn-stream-arn"}}, // absent headers need no signature
+		{headers: []string{"x-amzn-stream-name", "x-amzn-fragment-timecode-type"},
+			want: invalid("Header 'x-amzn-fragment-timecode-type' must be signed: add it to SignedHeaders.")},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, fieldsOf(t, sig.RequireSigned(tc.headers...))); diff != "" {
+			t.Errorf("RequireSigned(%q) (-want +got):\n%s", tc.headers, diff)
+		}
+	}
+	if got := sig.AccessKeyID(); got != testAKID {
+		t.Errorf("AccessKeyID = %q, want %q", got, testAKID)
 	}
 }
 

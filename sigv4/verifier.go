@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -50,12 +51,33 @@ type Identity struct {
 }
 
 // Verify checks the Authorization header of r against the canonical request rebuilt from the
-// client's SignedHeaders. payloadHash is the hash the client must have signed: use PayloadHash
-// for buffered bodies and StreamingPayloadHash for PutMedia. On failure the error is an *Error.
-//
-// Checks run from cheapest to dearest: header syntax, date header, credential scope, clock skew,
-// key lookup, signature (compared in constant time).
+// client's SignedHeaders: Check, then Signature.Verify. payloadHash is the hash the client must
+// have signed: use PayloadHash for buffered bodies and StreamingPayloadHash for PutMedia. On
+// failure the error is an *Error.
 func (v *Verifier) Verify(r *http.Request, payloadHash string) (*Identity, error) {
+	sig, err := v.Check(r)
+	if err != nil {
+		return nil, err
+	}
+	return sig.Verify(payloadHash)
+}
+
+// Signature is a request whose Authorization header passed Check: well formed, scoped to this
+// verifier, current, and naming a known access key. Only the signature itself is left to verify.
+type Signature struct {
+	r        *http.Request
+	a        *authorization
+	amzDate  string
+	signedAt time.Time
+	secret   string
+	keys     *keyCache
+}
+
+// Check runs every check of r's Authorization header that needs no payload, cheapest first:
+// header syntax, date header, credential scope, clock skew, key lookup. A server calls it before
+// reading a body, so that a request that cannot authenticate costs no body memory. On failure
+// the error is an *Error.
+func (v *Verifier) Check(r *http.Request) (*Signature, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 || values[0] == "" {
 		return nil, errMissing()
@@ -84,18 +106,39 @@ func (v *Verifier) Verify(r *http.Request, payloadHash string) (*Identity, error
 	if !ok {
 		return nil, errUnknownKey()
 	}
+	return &Signature{r: r, a: a, amzDate: amzDate, signedAt: signedAt, secret: secret, keys: &v.keys}, nil
+}
 
-	canonical := sha256.Sum256([]byte(canonicalRequest(r, a, payloadHash)))
-	stringToSign := algorithm + "\n" + amzDate + "\n" + a.scope() + "\n" + hex.EncodeToString(canonical[:])
-	key := v.keys.get(secret, a.date, a.region, a.service)
+// AccessKeyID is the access key id of the credential scope.
+func (s *Signature) AccessKeyID() string { return s.a.accessKeyID }
+
+// RequireSigned returns an InvalidSignatureException naming the first of headers that the request
+// carries but did not sign. A server calls it for the headers it acts on, so that a captured
+// request cannot be pointed elsewhere by adding or changing one of them.
+func (s *Signature) RequireSigned(headers ...string) error {
+	for _, h := range headers {
+		if len(s.r.Header.Values(h)) > 0 && !s.a.signs(h) {
+			return errInvalid("Header '%s' must be signed: add it to SignedHeaders.", strings.ToLower(h))
+		}
+	}
+	return nil
+}
+
+// Verify compares the signature, in constant time, with the one computed over the canonical
+// request with payloadHash (see Verifier.Verify). On failure the error is an *Error.
+func (s *Signature) Verify(payloadHash string) (*Identity, error) {
+	a := s.a
+	canonical := sha256.Sum256([]byte(canonicalRequest(s.r, a, payloadHash)))
+	stringToSign := algorithm + "\n" + s.amzDate + "\n" + a.scope() + "\n" + hex.EncodeToString(canonical[:])
+	key := s.keys.get(s.secret, a.date, a.region, a.service)
 	want := hex.EncodeToString(hmacSHA256(key, stringToSign))
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return nil, errSignature()
 	}
 	return &Identity{
 		AccessKeyID:  a.accessKeyID,
-		SessionToken: r.Header.Get("X-Amz-Security-Token"),
-		Time:         signedAt,
+		SessionToken: s.r.Header.Get("X-Amz-Security-Token"),
+		Time:         s.signedAt,
 		Region:       a.region,
 	}, nil
 }

@@ -197,8 +197,17 @@ func (s *Service) DescribeStream(ctx context.Context, in *Ref) (*DescribeStreamO
 	return &DescribeStreamOutput{StreamInfo: info(st)}, nil
 }
 
-// ListStreams lists streams in name order, a page at a time.
-func (s *Service) ListStreams(ctx context.Context, in *ListStreamsInput) (*ListStreamsOutput, error) {
+// listScanRows is how many catalog rows ListStreams reads at a time while
+// it looks for streams a filter lets through: memory stays bounded however
+// many streams the filter hides.
+const listScanRows = 1000
+
+// ListStreams lists streams in name order, a page at a time. visible, when
+// not nil, keeps only the streams a caller may see; pages are full all the
+// same, and NextToken, set only when another visible stream follows, is
+// the name of the last stream on the page, so that no token, returned or
+// crafted, lists or reveals a hidden name.
+func (s *Service) ListStreams(ctx context.Context, in *ListStreamsInput, visible func(name string) bool) (*ListStreamsOutput, error) {
 	var v api.Validator
 	v.Range("MaxResults", in.MaxResults, 1, MaxListStreams)
 	v.String("NextToken", in.NextToken, 0, 1024, patternToken)
@@ -223,8 +232,8 @@ func (s *Service) ListStreams(ctx context.Context, in *ListStreamsInput) (*ListS
 		}
 		after = string(b)
 	}
-	// One extra row tells whether another page exists.
-	list, err := s.catalog.ListStreams(ctx, prefix, after, limit+1)
+	// One extra stream tells whether another page exists.
+	list, err := s.scanStreams(ctx, prefix, after, limit+1, visible)
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +246,34 @@ func (s *Service) ListStreams(ctx context.Context, in *ListStreamsInput) (*ListS
 		out.StreamInfoList = append(out.StreamInfoList, info(st))
 	}
 	return out, nil
+}
+
+// scanStreams returns the first n streams after the name after, with the
+// prefix, that visible (nil: all) lets through, reading the catalog
+// listScanRows at a time while a filter skips some.
+func (s *Service) scanStreams(ctx context.Context, prefix, after string, n int, visible func(string) bool) ([]*store.Stream, error) {
+	if visible == nil {
+		return s.catalog.ListStreams(ctx, prefix, after, n)
+	}
+	var found []*store.Stream
+	for {
+		page, err := s.catalog.ListStreams(ctx, prefix, after, listScanRows)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			if !visible(st.Name) {
+				continue
+			}
+			if found = append(found, st); len(found) == n {
+				return found, nil
+			}
+		}
+		if len(page) < listScanRows {
+			return found, nil // the catalog has no more
+		}
+		after = page[len(page)-1].Name
+	}
 }
 
 // DeleteStream deletes a stream and makes its data inaccessible at once.

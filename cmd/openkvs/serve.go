@@ -31,7 +31,8 @@ type serveConfig struct {
 	credentials, tlsCert, tlsKey                   string
 	insecure                                       bool
 	readHeaderTimeout, idleTimeout, requestTimeout time.Duration
-	maxHeaderBytes                                 int
+	maxHeaderBytes, maxConnsPerIP                  int
+	unauthenticatedBodyBytes                       int64
 
 	media mediaConfig
 }
@@ -58,6 +59,8 @@ func serve(args []string) error {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in `bytes` (more is answered 431)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "time a JSON API call has to send its body, and a control-plane answer to be sent")
+	fs.Int64Var(&c.unauthenticatedBodyBytes, "unauthenticated-body-bytes", server.DefaultUnauthenticatedBodyBytes, "memory, in `bytes`, for JSON bodies over 4 KiB still arriving or not yet authenticated, all connections together (at least 1048576)")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections one client IP address may hold; more are closed at once")
 	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -124,7 +127,8 @@ func serve(args []string) error {
 	}
 	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
-		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout}
+		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
+		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP}
 	if creds != nil {
 		scfg.Credentials = creds.Store
 	}
@@ -141,6 +145,9 @@ func serve(args []string) error {
 	dataPlane.run(ctx, c.media.sweepInterval)
 	if creds == nil && !tcpAddr.IP.IsLoopback() {
 		log.Warn("authentication is off on a non-loopback address (--insecure): anyone who can connect may call every API")
+	}
+	if err := warnIfShared(log, c.credentials); err != nil {
+		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
 		"data", c.data, "region", c.region, "account", c.account, "auth", authMode)
@@ -214,6 +221,11 @@ func (c *serveConfig) loadSecurity() (*access.Reloader, *tls.Config, error) {
 		return nil, nil, fmt.Errorf("--read-header-timeout, --idle-timeout and --request-timeout must be positive")
 	case c.maxHeaderBytes < 4096:
 		return nil, nil, fmt.Errorf("--max-header-bytes %d is too small for SigV4-signed requests; give at least 4096", c.maxHeaderBytes)
+	case c.unauthenticatedBodyBytes < server.MinUnauthenticatedBodyBytes:
+		return nil, nil, fmt.Errorf("--unauthenticated-body-bytes %d is too small for one request body; give at least %d",
+			c.unauthenticatedBodyBytes, server.MinUnauthenticatedBodyBytes)
+	case c.maxConnsPerIP <= 0:
+		return nil, nil, fmt.Errorf("--max-conns-per-ip must be positive")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return nil, nil, fmt.Errorf("--tls-cert and --tls-key must be given together")
 	}
@@ -241,6 +253,24 @@ func (c *serveConfig) loadSecurity() (*access.Reloader, *tls.Config, error) {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return creds, tlsConfig, nil
+}
+
+// warnIfShared logs a warning when the credentials file at path (if any)
+// may be read or written by other users than its owner: its secrets would
+// let them sign as any key, and a writer could add keys of their own.
+func warnIfShared(log *slog.Logger, path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("credentials file: %w", err)
+	}
+	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+		log.Warn("credentials file is readable or writable by group or others; run chmod 600 on it",
+			"file", path, "mode", fmt.Sprintf("%04o", mode))
+	}
+	return nil
 }
 
 // authMode says how requests to a server bound to a are authenticated, for
