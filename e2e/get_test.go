@@ -127,7 +127,7 @@ func TestGetResume(t *testing.T) {
 // size, sorted by fragment number.
 func getList(t *testing.T, srv *serverProc, stream string, by amtypes.FragmentSelectorType, from, to time.Time, pageSize int64) []amtypes.Fragment {
 	t.Helper()
-	archive := kinesisvideoarchivedmedia.NewFromConfig(srv.awsConfig())
+	archive := gmArchived(srv)
 	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{
 		StreamName: &stream, MaxResults: &pageSize, FragmentSelector: &amtypes.FragmentSelector{
 			FragmentSelectorType: by, TimestampRange: &amtypes.TimestampRange{StartTimestamp: &from, EndTimestamp: &to}}})
@@ -273,7 +273,7 @@ func TestGetCLI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gm, err := kinesisvideomedia.NewFromConfig(srv.awsConfig()).GetMedia(ctx(t), &kinesisvideomedia.GetMediaInput{
+			gm, err := gmMedia(srv).GetMedia(ctx(t), &kinesisvideomedia.GetMediaInput{
 				StreamName: &tc.stream, StartSelector: &types.StartSelector{StartSelectorType: types.StartSelectorTypeEarliest}})
 			if err != nil {
 				t.Fatal(err)

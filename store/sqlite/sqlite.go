@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -254,12 +253,6 @@ func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, e
 		return nil, fmt.Errorf("stream %s: %w", arn, err)
 	}
 	return s, nil
-}
-
-// likePrefix escapes prefix for a LIKE ... ESCAPE '\' pattern.
-func likePrefix(prefix string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(prefix) + "%"
 }
 
 // ListStreams lists streams by name.
