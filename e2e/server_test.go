@@ -85,7 +85,20 @@ func startServer(t *testing.T, args ...string) *serverProc {
 // startServerEnv is startServer with extra environment variables.
 func startServerEnv(t *testing.T, env []string, args ...string) *serverProc {
 	t.Helper()
-	p := &serverProc{t: t, Data: t.TempDir(), Args: args, Env: env}
+	return launch(&serverProc{t: t, Data: t.TempDir(), Args: args, Env: env})
+}
+
+// startServerAt is startServer on a given data directory.
+func startServerAt(t *testing.T, data string, args ...string) *serverProc {
+	t.Helper()
+	return launch(&serverProc{t: t, Data: data, Args: args})
+}
+
+// launch starts p and stops it when the test ends, printing its log if the
+// test failed.
+func launch(p *serverProc) *serverProc {
+	t := p.t
+	t.Helper()
 	p.start()
 	t.Cleanup(func() {
 		p.Stop()

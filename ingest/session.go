@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openkvs/openkvs/live"
@@ -66,7 +67,8 @@ type Session struct {
 	stopPersist context.CancelFunc
 
 	mu          sync.Mutex
-	cause       error // why the session was stopped from outside
+	cause       error       // why the session was stopped from outside
+	halted      atomic.Bool // cause is set: checked between events without the lock
 	setDeadline func(time.Time) error
 
 	// Owned by the Run goroutine.
@@ -81,6 +83,7 @@ type Session struct {
 	prevTimecode uint64
 	havePrev     bool
 	aborted      *fragment // the fragment an ERROR ACK names
+	errorSent    bool      // an ERROR ACK was queued (by the persister, before s.persisted closes)
 	p            Params
 	acks         chan Ack
 	persistQ     chan *fragment
@@ -126,18 +129,26 @@ func newSession(m *Manager, st *store.Stream, lim *streamLimits) *Session {
 
 // stop ends the session from outside; a blocked body read, or a wait for
 // memory, is cut short. A deleted stream's session also stops storing.
-func (s *Session) stop(cause error) {
+func (s *Session) stop(cause error) { s.setCause(cause, true) }
+
+// halt ends the session at its next event without cutting a body read
+// short: a read cut short by a deadline leaves the body unreadable, and
+// after an ERROR ACK the body must be drained (Session.drain).
+func (s *Session) halt(cause error) { s.setCause(cause, false) }
+
+func (s *Session) setCause(cause error, interrupt bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cause != nil {
 		return
 	}
 	s.cause = cause
+	s.halted.Store(true)
 	s.cancelStop()
 	if cause == errStreamDeleted {
 		s.stopPersist()
 	}
-	if s.setDeadline != nil {
+	if interrupt && s.setDeadline != nil {
 		s.setDeadline(time.Now())
 	}
 }
@@ -192,6 +203,8 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 	var ae *ackError
 	if errors.As(err, &ae) {
 		s.ackError(ae.class)
+	}
+	if cause := s.stopCause(); s.errorSent && cause != errTakenOver && cause != errShutdown {
 		s.drain(body)
 	}
 	close(s.acks)
@@ -225,6 +238,9 @@ func (s *Session) receive(sp *mkv.Splitter, body *bodyReader) error {
 		case *mkv.Trailer:
 			// Elements after an end-of-fragment tag that no Cluster
 			// followed belong to no fragment.
+		}
+		if err == nil && s.halted.Load() {
+			err = s.stopCause()
 		}
 		if err != nil {
 			s.abort()
@@ -666,8 +682,9 @@ func (s *Session) failed(ctx context.Context, j *persistJob, err error) {
 		return
 	}
 	s.m.log.Error("persist fragment", "stream", s.stream.Name, "fragment", f.number, "err", err)
+	s.errorSent = true
 	s.ack(Ack{EventType: AckError, FragmentTimecode: f.timecode, FragmentNumber: f.number, ErrorID: ErrArchival.ID, ErrorCode: ErrArchival.Code})
-	s.stop(fmt.Errorf("persist fragment %s: %w", f.number, err))
+	s.halt(fmt.Errorf("persist fragment %s: %w", f.number, err))
 }
 
 // discard gives up fragments whose rows were not added: they leave the
@@ -758,6 +775,7 @@ func (s *Session) ack(a Ack) { s.acks <- a }
 // fragment that failed, or, for an error between fragments, a fresh
 // number with timecode 0 as real KVS does (kvs-protocol.md §4.3).
 func (s *Session) ackError(c AckErrorClass) {
+	s.errorSent = true
 	a := Ack{EventType: AckError, ErrorID: c.ID, ErrorCode: c.Code}
 	if f := s.aborted; f != nil {
 		a.FragmentNumber, a.FragmentTimecode = f.number, f.timecode
@@ -809,11 +827,9 @@ func (s *Session) sendIdle(ctx context.Context, body *bodyReader, done chan stru
 }
 
 // drain reads what the producer still sends after an ERROR, bounded, so
-// that closing does not reset a connection it is still writing to.
+// that closing does not reset a connection it is still writing to: a reset
+// can discard the ERROR ACK before the producer reads it.
 func (s *Session) drain(body *bodyReader) {
-	if s.stopCause() != nil {
-		return
-	}
 	if s.p.SetReadDeadline != nil {
 		s.p.SetReadDeadline(time.Now().Add(maxDrainTime))
 	}

@@ -95,6 +95,12 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("putMedia without full duplex", "err", err)
 	}
 	w.Header().Set("Content-Type", putMediaMediaType)
+	// A session may end before its body does (an ERROR, a takeover, a
+	// deleted stream), its read cut short by a deadline: the connection
+	// cannot carry another request, and net/http, which cannot tell, would
+	// read the rest of the body as one. Producers open a new connection for
+	// each PutMedia anyway.
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
 	p.Body = r.Body

@@ -97,8 +97,16 @@ type Catalog interface {
 	// UpdateStream replaces the stored stream s.ID with s if its version is
 	// still oldVersion; ErrVersionMismatch otherwise, ErrNotFound if gone.
 	UpdateStream(ctx context.Context, s *Stream, oldVersion string) error
-	// DeleteStream removes stream id and its fragment rows; ErrNotFound if gone.
+	// DeleteStream removes stream id and its fragment rows, and records the
+	// ID among the deleted streams whose blobs are still to be deleted;
+	// ErrNotFound if gone.
 	DeleteStream(ctx context.Context, id int64) error
+	// DeletedStreams returns the IDs of deleted streams whose blobs may
+	// still exist, so that a clean-up a crash cut short is finished later.
+	DeletedStreams(ctx context.Context) ([]int64, error)
+	// ForgetDeletedStream records that every blob of deleted stream id is
+	// gone; forgetting an ID that is not recorded is not an error.
+	ForgetDeletedStream(ctx context.Context, id int64) error
 	// ReserveSequence reserves n fragment sequence numbers of stream id and
 	// returns the first; reservations never overlap, across restarts too.
 	ReserveSequence(ctx context.Context, id int64, n uint64) (uint64, error)

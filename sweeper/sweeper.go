@@ -66,6 +66,7 @@ func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	defer orphans.Stop()
 	expired := time.NewTicker(interval)
 	defer expired.Stop()
+	s.logged(ctx, "deleted streams", s.DeletedStreams(ctx))
 	s.logged(ctx, "orphan sweep", s.Orphans(ctx))
 	for {
 		s.logged(ctx, "retention sweep", s.Expired(ctx))
@@ -236,9 +237,10 @@ func (o *orphanPass) delete(key string) error {
 	return nil
 }
 
-// StreamDeleted deletes all blobs of a deleted stream. Call it once nothing
-// writes to the stream any more (its ingest session has ended); blobs it
-// misses, after a crash, go in an orphan pass.
+// StreamDeleted deletes all blobs of a deleted stream and then forgets it
+// (store.Catalog.DeletedStreams). Call it once nothing writes to the stream
+// any more (its ingest session has ended); if a crash cuts it short,
+// DeletedStreams finishes it at the next start.
 func (s *Sweeper) StreamDeleted(ctx context.Context, id int64) error {
 	prefix := fmt.Sprintf("s%d/", id)
 	var keys []string
@@ -248,6 +250,21 @@ func (s *Sweeper) StreamDeleted(ctx context.Context, id int64) error {
 	for _, k := range keys {
 		if err := s.Blobs.Delete(ctx, k); err != nil {
 			return fmt.Errorf("delete blobs of stream %d: %w", id, err)
+		}
+	}
+	return s.Catalog.ForgetDeletedStream(ctx, id)
+}
+
+// DeletedStreams finishes the clean-up of every deleted stream whose blobs
+// may remain: a clean-up a crash or a shutdown cut short.
+func (s *Sweeper) DeletedStreams(ctx context.Context) error {
+	ids, err := s.Catalog.DeletedStreams(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.StreamDeleted(ctx, id); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -208,8 +208,34 @@ func TestStreamDeleted(t *testing.T) {
 	a, b := f.stream("a", 1), f.stream("b", 1)
 	f.fragment(a, 0, "1")
 	keep := f.fragment(b, 0, "1")
+	if err := f.catalog.DeleteStream(context.Background(), a.ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.sw.StreamDeleted(context.Background(), a.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.wantKeys("after deleting stream a", keep.BlobKey, keep.HeaderKey)
+	if ids, err := f.catalog.DeletedStreams(context.Background()); err != nil || len(ids) != 0 {
+		t.Errorf("deleted streams still recorded after the clean-up: %v, %v", ids, err)
+	}
+}
+
+// A clean-up that a crash cut short is finished by DeletedStreams, which
+// Run calls at start-up, however young the blobs.
+func TestDeletedStreamsResumed(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.stream("a", 1), f.stream("b", 1)
+	f.fragment(a, 0, "1")
+	f.fragment(a, 0, "1")
+	keep := f.fragment(b, 0, "1")
+	if err := f.catalog.DeleteStream(context.Background(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sw.DeletedStreams(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after the deleted-streams pass", keep.BlobKey, keep.HeaderKey)
+	if ids, err := f.catalog.DeletedStreams(context.Background()); err != nil || len(ids) != 0 {
+		t.Errorf("deleted streams still recorded: %v, %v", ids, err)
+	}
 }

@@ -13,10 +13,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/openkvs/openkvs/access"
+	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/server"
 	"github.com/openkvs/openkvs/store/sqlite"
 	"github.com/openkvs/openkvs/streams"
@@ -105,6 +107,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	memLimit := setMemoryLimit(c.media.live.MaxTotalBytes)
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -149,9 +152,25 @@ func serve(args []string) error {
 	if err := warnIfShared(log, c.credentials); err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "memory_limit", memLimit,
 		"data", c.data, "region", c.region, "account", c.account, "auth", authMode)
 	return srv.Serve(ctx, ln)
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit derived from
+// --live-total-bytes, which bounds the media the server holds, unless
+// GOMEMLIMIT sets one: without it the collector lets garbage grow as large
+// as the live heap, doubling the resident memory the limit promises. Half
+// the media limit and 256 MiB on top leave room for connections, parse
+// buffers in flight and the catalog. It returns the limit in force.
+func setMemoryLimit(liveBytes int64) int64 {
+	if liveBytes <= 0 {
+		liveBytes = live.DefaultMaxTotalBytes
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(liveBytes + liveBytes/2 + 256<<20)
+	}
+	return debug.SetMemoryLimit(-1)
 }
 
 // urlSuffix is the trailing slash clients must not see: producers append

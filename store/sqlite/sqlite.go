@@ -23,8 +23,14 @@ import (
 // schemaVersion is the catalog layout this code reads and writes, kept in
 // SQLite's user_version. Version 1 made stream IDs AUTOINCREMENT, so that
 // an ID is never assigned twice (version 0 reused the ID of the newest
-// stream once it was deleted).
+// stream once it was deleted), and added deleted_streams.
 const schemaVersion = 1
+
+// deletedStreamsTable records deleted streams until their blobs are gone.
+const deletedStreamsTable = `CREATE TABLE deleted_streams (
+	id         INTEGER PRIMARY KEY,
+	deleted_ms INTEGER NOT NULL
+)`
 
 // streamsTable creates the streams table (under a name, for the
 // migration). Times are epoch milliseconds.
@@ -126,13 +132,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	var steps []string
 	switch {
 	case tables == 0:
-		steps = []string{fmt.Sprintf(streamsTable, "streams"), fragmentsSchema}
+		steps = []string{fmt.Sprintf(streamsTable, "streams"), fragmentsSchema, deletedStreamsTable}
 	case version == 0:
 		steps = []string{fmt.Sprintf(streamsTable, "streams_v1"),
 			`INSERT INTO streams_v1 SELECT id, name, arn, device_name, media_type, kms_key_id, version, status,
 				created_ms, retention_hours, storage_tier, tags, next_seq FROM streams`,
 			`DROP TABLE streams`,
-			`ALTER TABLE streams_v1 RENAME TO streams`}
+			`ALTER TABLE streams_v1 RENAME TO streams`,
+			deletedStreamsTable}
 	}
 	steps = append(steps, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
@@ -313,16 +320,56 @@ func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion 
 	return nil
 }
 
-// DeleteStream removes the stream and, by cascade, its fragment rows.
+// DeleteStream removes the stream and, by cascade, its fragment rows, and
+// records it in deleted_streams, in one transaction.
 func (c *Catalog) DeleteStream(ctx context.Context, id int64) error {
 	c.write.Lock()
 	defer c.write.Unlock()
-	res, err := c.db.ExecContext(ctx, `DELETE FROM streams WHERE id = ?`, id)
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete stream %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete stream %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("delete stream %d: %w", id, store.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO deleted_streams (id, deleted_ms) VALUES (?, ?)`, id, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("delete stream %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete stream %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeletedStreams lists the deleted streams whose blobs may remain.
+func (c *Catalog) DeletedStreams(ctx context.Context) ([]int64, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id FROM deleted_streams ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list deleted streams: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list deleted streams: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// ForgetDeletedStream drops a deleted stream whose blobs are gone.
+func (c *Catalog) ForgetDeletedStream(ctx context.Context, id int64) error {
+	c.write.Lock()
+	defer c.write.Unlock()
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM deleted_streams WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("forget deleted stream %d: %w", id, err)
 	}
 	return nil
 }

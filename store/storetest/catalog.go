@@ -32,6 +32,7 @@ func TestCatalog(t *testing.T, open OpenCatalog) {
 		"ConcurrentSequence": testConcurrentSequence,
 		"ConcurrentAdds":     testConcurrentAdds,
 		"IDsNeverReused":     testIDsNeverReused,
+		"DeletedStreams":     testDeletedStreams,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
@@ -456,5 +457,43 @@ func testIDsNeverReused(t *testing.T, open OpenCatalog) {
 	last := mustCreate(t, c, newStream("after-reopen"))
 	if seen[last.ID] {
 		t.Fatalf("after a reopen the new stream got ID %d, which a deleted stream had", last.ID)
+	}
+}
+
+// testDeletedStreams checks that a deleted stream stays recorded, across a
+// reopen, until its clean-up is recorded as done.
+func testDeletedStreams(t *testing.T, open OpenCatalog) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, dir)
+	a := mustCreate(t, c, newStream("a"))
+	b := newStream("b")
+	b.ARN += "b"
+	mustCreate(t, c, b)
+	if ids, err := c.DeletedStreams(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("DeletedStreams before any deletion = %v, %v", ids, err)
+	}
+	for _, id := range []int64{a.ID, b.ID} {
+		if err := c.DeleteStream(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	c = open(t, dir)
+	defer c.Close()
+	if ids, err := c.DeletedStreams(ctx); err != nil || !cmp.Equal(ids, []int64{a.ID, b.ID}) {
+		t.Fatalf("DeletedStreams after a reopen = %v, %v; want %v", ids, err, []int64{a.ID, b.ID})
+	}
+	if err := c.ForgetDeletedStream(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ForgetDeletedStream(ctx, a.ID); err != nil {
+		t.Fatalf("forgetting twice: %v", err)
+	}
+	if ids, err := c.DeletedStreams(ctx); err != nil || !cmp.Equal(ids, []int64{b.ID}) {
+		t.Fatalf("DeletedStreams after forgetting %d = %v, %v; want [%d]", a.ID, ids, err, b.ID)
+	}
+	if err := c.DeleteStream(ctx, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting a deleted stream: %v, want ErrNotFound", err)
 	}
 }
