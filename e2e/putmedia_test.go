@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,12 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
@@ -309,4 +313,78 @@ func indexOf(list [][]byte, b []byte) int {
 		}
 	}
 	return -1
+}
+
+// TestPutMediaExpectContinue sends PutMedia as libcurl does under the
+// official C and C++ producers, with Expect: 100-continue, and checks that
+// 100 Continue comes before the producer sends any body: libcurl holds the
+// body back until it does, or for its expect timeout of one second when
+// the 200 comes first, which delayed every producer connection. Without
+// the expectation there is no 100. The access log shows the 200.
+func TestPutMediaExpectContinue(t *testing.T) {
+	srv := startServer(t)
+	createStream(t, srv, "cam", 1)
+	frag := gmFrags(synth.Video{Bitrate: 8_000}, 0, 1)[0]
+	for _, expect := range []bool{true, false} {
+		t.Run(fmt.Sprintf("expect %v", expect), func(t *testing.T) {
+			conn := dial(t, srv)
+			head := "POST /putMedia HTTP/1.1\r\nHost: kvs\r\nx-amzn-stream-name: cam\r\n" +
+				"x-amzn-fragment-timecode-type: ABSOLUTE\r\nTransfer-Encoding: chunked\r\n"
+			if expect {
+				head += "Expect: 100-continue\r\n"
+			}
+			if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(conn)
+			var statuses []int // the responses that come before any body
+			var resp *http.Response
+			for resp == nil || resp.StatusCode < 200 {
+				var err error
+				if resp, err = http.ReadResponse(br, nil); err != nil {
+					t.Fatalf("read response after %v: %v", statuses, err)
+				}
+				statuses = append(statuses, resp.StatusCode)
+			}
+			want := []int{200}
+			if expect {
+				want = []int{100, 200}
+			}
+			if !slices.Equal(statuses, want) {
+				t.Errorf("statuses %v before the body, want %v", statuses, want)
+			}
+
+			// The session goes on as usual: the fragment is acknowledged.
+			cw := httputil.NewChunkedWriter(conn)
+			cw.Write(append(synth.Header(1), frag.data...))
+			cw.Close()
+			io.WriteString(conn, "\r\n") // the end of the chunked body
+			var acks []string
+			r := client.NewAckReader(resp.Body)
+			for a, err := r.Next(); err == nil; a, err = r.Next() {
+				acks = append(acks, fmt.Sprintf("%s@%d", a.EventType, a.FragmentTimecode))
+			}
+			wantAcks := []string{fmt.Sprintf("BUFFERING@%d", frag.timecode), fmt.Sprintf("RECEIVED@%d", frag.timecode),
+				fmt.Sprintf("PERSISTED@%d", frag.timecode)}
+			if !slices.Equal(acks, wantAcks) {
+				t.Errorf("ACKs %v, want %v", acks, wantAcks)
+			}
+		})
+	}
+	// The access log reports the final status, not the 100.
+	srv.Stop()
+	var statuses []int
+	for _, line := range strings.Split(srv.logs.String(), "\n") {
+		var rec struct {
+			Msg, Path string
+			Status    int
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Path == "/putMedia" {
+			statuses = append(statuses, rec.Status)
+		}
+	}
+	if !slices.Equal(statuses, []int{200, 200}) {
+		t.Errorf("access log statuses of the PutMedia requests %v, want [200 200]", statuses)
+	}
 }

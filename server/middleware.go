@@ -55,7 +55,7 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
+	if s.status == 0 && code >= 200 { // an informational 1xx comes before the status
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/openkvs/openkvs/api"
@@ -94,6 +95,13 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 	if err := rc.EnableFullDuplex(); err != nil {
 		s.log.Warn("putMedia without full duplex", "err", err)
 	}
+	if expectsContinue(r) {
+		// libcurl, under the official C and C++ producers, sends this and holds
+		// the body back until a 100 Continue arrives, or for its expect
+		// timeout (1 s) when the 200 comes first. Go would send the 100
+		// only at the first body read, which follows the 200 here.
+		w.WriteHeader(http.StatusContinue)
+	}
 	w.Header().Set("Content-Type", putMediaMediaType)
 	// A session may end before its body does (an ERROR, a takeover, a
 	// deleted stream), its read cut short by a deadline: the connection
@@ -114,4 +122,10 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush()
 	}
 	sess.Run(r.Context(), p)
+}
+
+// expectsContinue reports whether the client waits for 100 Continue before
+// it sends the body (RFC 9110 §10.1.1).
+func expectsContinue(r *http.Request) bool {
+	return r.ProtoAtLeast(1, 1) && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
