@@ -257,7 +257,10 @@ func TestListStreamsPagination(t *testing.T) {
 		t.Errorf("last page NextToken = %q, want absent", *all.NextToken)
 	}
 	// Exactly one full page: no NextToken.
-	exact, _ := c.ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{MaxResults: aws.Int32(int32(len(wantAll)))})
+	exact, err := c.ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{MaxResults: aws.Int32(int32(len(wantAll)))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(exact.StreamInfoList) != len(wantAll) || exact.NextToken != nil {
 		t.Errorf("exact page: %d streams, NextToken %v", len(exact.StreamInfoList), exact.NextToken)
 	}

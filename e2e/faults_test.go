@@ -564,3 +564,53 @@ func TestFaultLargeFrames(t *testing.T) {
 		t.Errorf("a 40 MB header: last ACK %+v, want ERROR 4006", last)
 	}
 }
+
+// TestReadOnlyCatalog starts the server on a catalog it cannot write: one
+// line at start-up, not an ERROR 5000 at the first write. As root, which
+// may write any file, the server runs as nobody.
+func TestReadOnlyCatalog(t *testing.T) {
+	srv := startServer(t)
+	srv.Stop()
+	catalog := filepath.Join(srv.Data, "catalog.db")
+	cmd := exec.CommandContext(ctx(t), binary, "serve", "--addr", "127.0.0.1:0", "--data", srv.Data)
+	if os.Geteuid() == 0 {
+		// nobody needs to reach the binary and to own the data directory,
+		// all but the catalog's write permission.
+		const nobody = 65534
+		bin := filepath.Join(t.TempDir(), "openkvs")
+		copyFile(t, binary, bin)
+		cmd.Path = bin
+		for _, dir := range []string{filepath.Dir(bin), filepath.Dir(srv.Data), srv.Data} {
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		filepath.WalkDir(srv.Data, func(path string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				err = os.Chown(path, nobody, nobody)
+			}
+			return err
+		})
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	if err := os.Chmod(catalog, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	want := "openkvs: catalog " + catalog + " is not writable: check its permissions and owner\n"
+	if err == nil || string(out) != want {
+		t.Fatalf("openkvs serve on a read-only catalog: %v, output %q; want exit status 1 and %q", err, out, want)
+	}
+}
+
+// copyFile copies an executable.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

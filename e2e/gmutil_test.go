@@ -224,39 +224,14 @@ func gmIngest(t *testing.T, srv *serverProc, stream, ackOn string, frags []gmFra
 	return out
 }
 
-// gmConfig is srv's SDK configuration with an HTTP client that works
-// around a race between smithy-go and net/http that kills streaming
-// responses which start at once, as GetMedia's do against a nearby server:
-// smithy-go closes the request body as soon as the response headers are
-// in, and its closed body's WriteTo returns io.EOF, which net/http's
-// writeLoop, still probing the body for extra bytes after the last one
-// went out, takes for a write error and so closes the connection under the
-// response ("use of closed network connection"). Hiding WriteTo makes the
-// probe use Read, whose io.EOF is the normal end.
-func gmConfig(srv *serverProc) aws.Config {
-	cfg := srv.awsConfig()
-	cfg.HTTPClient = &http.Client{Transport: gmReadOnlyBody{http.DefaultTransport}}
-	return cfg
-}
-
-type gmReadOnlyBody struct{ http.RoundTripper }
-
-func (t gmReadOnlyBody) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		r = r.Clone(r.Context())
-		r.Body = struct{ io.ReadCloser }{r.Body}
-	}
-	return t.RoundTripper.RoundTrip(r)
-}
-
 // gmMedia returns a kinesisvideomedia client for srv.
 func gmMedia(srv *serverProc) *kinesisvideomedia.Client {
-	return kinesisvideomedia.NewFromConfig(gmConfig(srv))
+	return kinesisvideomedia.NewFromConfig(srv.awsConfig())
 }
 
 // gmArchived returns a kinesisvideoarchivedmedia client for srv.
 func gmArchived(srv *serverProc) *kinesisvideoarchivedmedia.Client {
-	return kinesisvideoarchivedmedia.NewFromConfig(gmConfig(srv))
+	return kinesisvideoarchivedmedia.NewFromConfig(srv.awsConfig())
 }
 
 // gmReader is an open GetMedia response read chunk by chunk. The payload
