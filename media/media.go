@@ -40,7 +40,13 @@
 //     below).
 //   - A fragment the producer aborts (connection lost, takeover) ends where
 //     it stopped, with the end Tags, and the reader goes on with the next
-//     fragment; one aborted before its first byte is left out. A Cluster of
+//     fragment; one aborted before its first byte is left out.
+//   - A fragment that fails to persist (ERROR 5001) leaves the live window
+//     at once, with those its session received after it: a reader at the
+//     live edge may already have had its frames, as live readers get them
+//     before they are persisted (so they may come again, under a new
+//     number, when the producer re-sends them); no reader finds it
+//     afterwards, and the archive never lists it. A Cluster of
 //     known size that is cut short cannot be closed (the end Tags would be
 //     read as part of it): the response ends after its last whole element,
 //     and the client resumes after the previous chunk's continuation token.
@@ -68,6 +74,10 @@
 //     (_ERROR_ID 4000, _ERROR_CODE FRAGMENT_NOT_FOUND, which the KVS parser
 //     library reads) and the documented AWS_KINESISVIDEO_EXCEPTION_ERROR_CODE
 //     (4000) and _EXCEPTION_MESSAGE, and the rest follow.
+//   - GetMediaForFragmentList sends a number asked for several times each
+//     time; its calls, connections and bytes are limited per stream as
+//     AWS documents (5 per second, 5 connections, 25 MB/s), as are
+//     ListFragments calls (5 per second).
 package media
 
 import (
