@@ -95,7 +95,7 @@ func Open(dir string) (*Blobs, error) { return OpenFS(osFS{}, dir) }
 // fsys implements the unexported interface fileSystem.
 func OpenFS(fsys fileSystem, dir string) (*Blobs, error) {
 	b := &Blobs{fsys: fsys, root: filepath.Clean(dir)}
-	if err := b.ensureDir(b.root); err != nil {
+	if err := b.ensureRoot(); err != nil {
 		return nil, fmt.Errorf("open blobs %s: %w", dir, err)
 	}
 	err := b.fsys.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
@@ -124,31 +124,62 @@ func (b *Blobs) path(key string) (string, error) {
 	return filepath.Join(b.root, filepath.FromSlash(key)), nil
 }
 
-// ensureDir creates dir and its missing parents, fsyncing each parent so
-// the new entries survive a crash.
+// ensureRoot makes the root exist and its entry in its parent durable.
+// Missing ancestors are created, the parent of each fsynced; existing ones
+// are the operator's and left alone. The root's parent is fsynced even
+// when the root exists, for the reason ensureDir gives.
+func (b *Blobs) ensureRoot() error {
+	if err := b.createMissing(filepath.Dir(b.root)); err != nil {
+		return err
+	}
+	if err := b.mkdir(b.root); err != nil {
+		return err
+	}
+	b.dirs.Store(b.root, true)
+	return nil
+}
+
+// createMissing creates dir and its missing parents, fsyncing the parent
+// of each directory it creates.
+func (b *Blobs) createMissing(dir string) error {
+	_, err := b.fsys.Stat(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := b.createMissing(parent); err != nil {
+			return err
+		}
+	}
+	return b.mkdir(dir)
+}
+
+// ensureDir makes dir, a directory below the root, and the entries of it
+// and its parents durable, once per process. The parent is fsynced even
+// when dir exists: another Put, or a process that was killed, may have
+// created it and not yet fsynced its entry, and Stat cannot tell. The
+// recursion ends at the root, which ensureRoot put in dirs.
 func (b *Blobs) ensureDir(dir string) error {
 	if _, ok := b.dirs.Load(dir); ok {
 		return nil
 	}
-	if _, err := b.fsys.Stat(dir); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		parent := filepath.Dir(dir)
-		if parent != dir {
-			if err := b.ensureDir(parent); err != nil {
-				return err
-			}
-		}
-		if err := b.fsys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := b.syncDir(parent); err != nil {
-			return err
-		}
+	if err := b.ensureDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := b.mkdir(dir); err != nil {
+		return err
 	}
 	b.dirs.Store(dir, true)
 	return nil
+}
+
+// mkdir creates dir unless it exists, then fsyncs its parent, so that the
+// entry is durable either way.
+func (b *Blobs) mkdir(dir string) error {
+	if err := b.fsys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return b.syncDir(filepath.Dir(dir))
 }
 
 func (b *Blobs) syncDir(dir string) error {
