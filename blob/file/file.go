@@ -10,7 +10,7 @@
 // page cache, so a crash test passes just as well with every fsync removed.
 // Only a file system that forgets what was not fsynced, as a machine losing
 // power does, can tell; internal/powerfs simulates one, and OpenFS puts
-// Blobs on it (TestPowerLoss).
+// Blobs on it (TestPowerLoss here, TestIngestPowerLoss in ingest).
 package file
 
 import (
