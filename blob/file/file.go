@@ -3,6 +3,14 @@
 // place and fsyncs the directory, so an object is either absent or complete
 // and durable, even across a crash or power loss. It is written by hand
 // because generic blob libraries for Go do not fsync.
+//
+// Blobs makes its file-system calls through fileSystem, whose only
+// production implementation is the operating system's (osFS). The seam
+// exists for power-loss tests: a process crash (SIGKILL) keeps the kernel's
+// page cache, so a crash test passes just as well with every fsync removed.
+// Only a file system that forgets what was not fsynced, as a machine losing
+// power does, can tell; internal/powerfs simulates one, and OpenFS puts
+// Blobs on it (TestPowerLoss here, TestIngestPowerLoss in ingest).
 package file
 
 import (
@@ -24,22 +32,75 @@ const tempPrefix = ".tmp-"
 
 // Blobs is a store.Blobs kept in a directory.
 type Blobs struct {
+	fsys fileSystem
 	root string
 	dirs sync.Map // directories known to exist durably
 }
 
 var _ store.Blobs = (*Blobs)(nil)
 
+// fileSystem is every file-system call Blobs makes. Its methods use only
+// unnamed or standard types, so that a package other than this one can
+// implement it (internal/powerfs).
+type fileSystem interface {
+	CreateTemp(dir, pattern string) (file, error)
+	Open(name string) (file, error) // a file to read, or a directory to fsync
+	Rename(oldpath, newpath string) error
+	Remove(name string) error
+	Mkdir(name string, perm fs.FileMode) error
+	Stat(name string) (fs.FileInfo, error)
+	WalkDir(root string, fn fs.WalkDirFunc) error
+}
+
+// file is an open file or directory. It is an alias of an unnamed
+// interface so that another package can return it.
+type file = interface {
+	io.ReadWriteCloser
+	Name() string
+	Sync() error
+}
+
+// osFS is the operating system's file system. Its methods return the
+// *os.File itself, so io.Copy still finds its ReadFrom fast path.
+type osFS struct{}
+
+func (osFS) CreateTemp(dir, pattern string) (file, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil file
+	}
+	return f, nil
+}
+
+func (osFS) Open(name string) (file, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
+func (osFS) Remove(name string) error                     { return os.Remove(name) }
+func (osFS) Mkdir(name string, perm fs.FileMode) error    { return os.Mkdir(name, perm) }
+func (osFS) Stat(name string) (fs.FileInfo, error)        { return os.Stat(name) }
+func (osFS) WalkDir(root string, fn fs.WalkDirFunc) error { return filepath.WalkDir(root, fn) }
+
 // Open returns Blobs rooted at dir, creating it if needed, and removes
 // temporary files a crash left behind.
-func Open(dir string) (*Blobs, error) {
-	b := &Blobs{root: filepath.Clean(dir)}
-	if err := b.ensureDir(b.root); err != nil {
+func Open(dir string) (*Blobs, error) { return OpenFS(osFS{}, dir) }
+
+// OpenFS is Open on the file system fsys instead of the operating
+// system's. It exists for tests that cut the power (internal/powerfs);
+// fsys implements the unexported interface fileSystem.
+func OpenFS(fsys fileSystem, dir string) (*Blobs, error) {
+	b := &Blobs{fsys: fsys, root: filepath.Clean(dir)}
+	if err := b.ensureRoot(); err != nil {
 		return nil, fmt.Errorf("open blobs %s: %w", dir, err)
 	}
-	err := filepath.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
+	err := b.fsys.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
-			err = os.Remove(path)
+			err = b.fsys.Remove(path)
 		}
 		return err
 	})
@@ -63,35 +124,66 @@ func (b *Blobs) path(key string) (string, error) {
 	return filepath.Join(b.root, filepath.FromSlash(key)), nil
 }
 
-// ensureDir creates dir and its missing parents, fsyncing each parent so
-// the new entries survive a crash.
+// ensureRoot makes the root exist and its entry in its parent durable.
+// Missing ancestors are created, the parent of each fsynced; existing ones
+// are the operator's and left alone. The root's parent is fsynced even
+// when the root exists, for the reason ensureDir gives.
+func (b *Blobs) ensureRoot() error {
+	if err := b.createMissing(filepath.Dir(b.root)); err != nil {
+		return err
+	}
+	if err := b.mkdir(b.root); err != nil {
+		return err
+	}
+	b.dirs.Store(b.root, true)
+	return nil
+}
+
+// createMissing creates dir and its missing parents, fsyncing the parent
+// of each directory it creates.
+func (b *Blobs) createMissing(dir string) error {
+	_, err := b.fsys.Stat(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := b.createMissing(parent); err != nil {
+			return err
+		}
+	}
+	return b.mkdir(dir)
+}
+
+// ensureDir makes dir, a directory below the root, and the entries of it
+// and its parents durable, once per process. The parent is fsynced even
+// when dir exists: another Put, or a process that was killed, may have
+// created it and not yet fsynced its entry, and Stat cannot tell. The
+// recursion ends at the root, which ensureRoot put in dirs.
 func (b *Blobs) ensureDir(dir string) error {
 	if _, ok := b.dirs.Load(dir); ok {
 		return nil
 	}
-	if _, err := os.Stat(dir); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		parent := filepath.Dir(dir)
-		if parent != dir {
-			if err := b.ensureDir(parent); err != nil {
-				return err
-			}
-		}
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := syncDir(parent); err != nil {
-			return err
-		}
+	if err := b.ensureDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := b.mkdir(dir); err != nil {
+		return err
 	}
 	b.dirs.Store(dir, true)
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// mkdir creates dir unless it exists, then fsyncs its parent, so that the
+// entry is durable either way.
+func (b *Blobs) mkdir(dir string) error {
+	if err := b.fsys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return b.syncDir(filepath.Dir(dir))
+}
+
+func (b *Blobs) syncDir(dir string) error {
+	d, err := b.fsys.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -113,34 +205,34 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := b.ensureDir(dir); err != nil {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	f, err := b.fsys.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	tmp := f.Name()
 	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
-		os.Remove(tmp)
+		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(tmp)
+		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: fsync: %w", key, err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
-		os.Remove(tmp)
+		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := b.fsys.Rename(tmp, path); err != nil {
+		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := b.syncDir(dir); err != nil {
 		return fmt.Errorf("put blob %s: fsync directory: %w", key, err)
 	}
 	return nil
@@ -152,7 +244,7 @@ func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := b.fsys.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open blob %s: %w", key, store.ErrNotFound)
 	}
@@ -168,7 +260,7 @@ func (b *Blobs) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := b.fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: %w", key, err)
 	}
 	return nil
@@ -178,7 +270,7 @@ func (b *Blobs) Delete(ctx context.Context, key string) error {
 // in lexical order. An object's modification time is when its Put renamed
 // it into place.
 func (b *Blobs) List(ctx context.Context, prefix string, fn func(store.BlobInfo) error) error {
-	err := filepath.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
+	err := b.fsys.WalkDir(b.root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed while walking
