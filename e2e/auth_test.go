@@ -377,7 +377,9 @@ func TestAuthPolicy(t *testing.T) {
 	// The lister sees only cam-* streams, a page at a time.
 	lister := srv.controlAs(listerKey, listerSecret)
 	var pages [][]string
+	bound := newPageBound(t, "ListStreams as the lister")
 	for p := kinesisvideo.NewListStreamsPaginator(lister, &kinesisvideo.ListStreamsInput{MaxResults: aws.Int32(1)}); p.HasMorePages(); {
+		bound.next()
 		out, err := p.NextPage(cx)
 		if err != nil {
 			t.Fatal(err)

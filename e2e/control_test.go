@@ -221,7 +221,9 @@ func TestListStreamsPagination(t *testing.T) {
 		MaxResults:          aws.Int32(5),
 		StreamNameCondition: &types.StreamNameCondition{ComparisonOperator: types.ComparisonOperatorBeginsWith, ComparisonValue: aws.String("cam-")},
 	})
+	bound := newPageBound(t, "ListStreams")
 	for p.HasMorePages() {
+		bound.next()
 		page, err := p.NextPage(ctx(t))
 		if err != nil {
 			t.Fatal(err)

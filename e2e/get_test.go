@@ -127,18 +127,9 @@ func TestGetResume(t *testing.T) {
 // size, sorted by fragment number.
 func getList(t *testing.T, srv *serverProc, stream string, by amtypes.FragmentSelectorType, from, to time.Time, pageSize int64) []amtypes.Fragment {
 	t.Helper()
-	archive := gmArchived(srv)
-	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{
+	out, _ := gmPages(t, srv, &kinesisvideoarchivedmedia.ListFragmentsInput{
 		StreamName: &stream, MaxResults: &pageSize, FragmentSelector: &amtypes.FragmentSelector{
 			FragmentSelectorType: by, TimestampRange: &amtypes.TimestampRange{StartTimestamp: &from, EndTimestamp: &to}}})
-	var out []amtypes.Fragment
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, page.Fragments...)
-	}
 	slices.SortFunc(out, func(a, b amtypes.Fragment) int {
 		return strings.Compare(aws.ToString(a.FragmentNumber), aws.ToString(b.FragmentNumber))
 	})

@@ -340,25 +340,47 @@ func gmSelector(typ types.StartSelectorType, arg any) types.StartSelector {
 }
 
 // gmListAll returns every fragment of the stream by number, as ListFragments
-// reports it.
+// reports it. A fragment listed twice fails the test.
 func gmListAll(t *testing.T, srv *serverProc, stream string) map[string]amtypes.Fragment {
 	t.Helper()
 	out := map[string]amtypes.Fragment{}
-	p := kinesisvideoarchivedmedia.NewListFragmentsPaginator(gmArchived(srv), &kinesisvideoarchivedmedia.ListFragmentsInput{
+	frags, _ := gmPages(t, srv, &kinesisvideoarchivedmedia.ListFragmentsInput{
 		StreamName: aws.String(stream),
 		FragmentSelector: &amtypes.FragmentSelector{FragmentSelectorType: amtypes.FragmentSelectorTypeServerTimestamp,
 			TimestampRange: &amtypes.TimestampRange{StartTimestamp: aws.Time(time.Unix(0, 0)), EndTimestamp: aws.Time(time.Unix(7e9, 0))}},
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx(t))
-		if err != nil {
-			t.Fatalf("ListFragments: %v", err)
+	for _, f := range frags {
+		n := aws.ToString(f.FragmentNumber)
+		if _, ok := out[n]; ok {
+			t.Fatalf("ListFragments of %s listed fragment %s twice", stream, n)
 		}
-		for _, f := range page.Fragments {
-			out[aws.ToString(f.FragmentNumber)] = f
-		}
+		out[n] = f
 	}
 	return out
+}
+
+// gmPages calls ListFragments with in and follows NextToken to the last
+// page, within a pageBound. It returns the fragments of every page in the
+// order the server sent them, and the number of pages.
+func gmPages(t *testing.T, srv *serverProc, in *kinesisvideoarchivedmedia.ListFragmentsInput) ([]amtypes.Fragment, int) {
+	t.Helper()
+	am := gmArchived(srv)
+	bound := newPageBound(t, "ListFragments of "+aws.ToString(in.StreamName))
+	req := *in
+	var out []amtypes.Fragment
+	for {
+		bound.next()
+		page, err := am.ListFragments(ctx(t), &req)
+		if err != nil {
+			t.Fatalf("ListFragments of %s, page %d (%d fragments before it): %v", aws.ToString(in.StreamName), bound.pages, len(out), err)
+		}
+		out = append(out, page.Fragments...)
+		if page.NextToken == nil {
+			return out, bound.pages
+		}
+		req = kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: in.StreamName, StreamARN: in.StreamARN,
+			MaxResults: in.MaxResults, NextToken: page.NextToken}
+	}
 }
 
 // gmTimestamp formats a time as the GetMedia timestamp tags do.

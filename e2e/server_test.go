@@ -231,3 +231,34 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// maxPages bounds every paging loop of the tests: a NextToken that does
+// not move on (a cursor that points back) fails the test within seconds
+// instead of looping until the test binary's timeout.
+const maxPages = 1000
+
+// pageBound is the bound of one paging loop: at most maxPages pages and
+// 20 s, whichever ends first.
+type pageBound struct {
+	t        *testing.T
+	what     string
+	pages    int
+	deadline time.Time
+}
+
+func newPageBound(t *testing.T, what string) *pageBound {
+	return &pageBound{t: t, what: what, deadline: time.Now().Add(20 * time.Second)}
+}
+
+// next counts the page about to be asked for, failing the test when the
+// loop is past its bound.
+func (b *pageBound) next() {
+	b.t.Helper()
+	b.pages++
+	if b.pages > maxPages {
+		b.t.Fatalf("%s: more than %d pages: NextToken does not end", b.what, maxPages)
+	}
+	if time.Now().After(b.deadline) {
+		b.t.Fatalf("%s: still paging after 20 s (%d pages): NextToken does not end", b.what, b.pages-1)
+	}
+}
