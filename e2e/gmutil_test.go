@@ -5,8 +5,10 @@ package e2e
 // so that they stay out of the way of other test files in the package.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,12 +64,19 @@ func gmDuration(v synth.Video) time.Duration {
 // gmProducer is a PutMedia session whose body the test writes piece by
 // piece through a pipe, so it decides when the server sees each frame.
 type gmProducer struct {
-	t    *testing.T
-	pw   *io.PipeWriter
-	mu   sync.Mutex
-	acks []client.Ack
-	wake chan struct{} // closed and replaced on every ACK and at the end
-	done bool          // the response ended
+	t     *testing.T
+	pw    *io.PipeWriter
+	mu    sync.Mutex
+	acks  []client.Ack
+	lines []string      // each ACK exactly as sent, with its newline
+	times []time.Time   // when each ACK line arrived
+	wake  chan struct{} // closed and replaced on every ACK and at the end
+	done  bool          // the response ended
+	// endErr is what ended the response: io.EOF after a clean end of the
+	// chunked body, else the error (a cut connection, a line that is no
+	// ACK or has no newline); endedAt is when.
+	endErr  error
+	endedAt time.Time
 }
 
 // gmStartProducer opens a PutMedia session on stream with ABSOLUTE
@@ -86,20 +95,35 @@ func gmStartProducer(t *testing.T, srv *serverProc, stream string, headers ...st
 	}
 	p := &gmProducer{t: t, pw: pw, wake: make(chan struct{})}
 	go func() {
-		defer p.notify(true)
+		var end error
+		defer func() { p.end(end) }()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
+			end = err
 			return
 		}
 		defer resp.Body.Close()
-		acks := client.NewAckReader(resp.Body)
+		// Lines are read raw, not with client.AckReader, so that tests can
+		// check the layout of each as the server wrote it.
+		br := bufio.NewReader(resp.Body)
 		for {
-			a, err := acks.Next()
+			line, err := br.ReadString('\n')
 			if err != nil {
+				if line != "" {
+					err = fmt.Errorf("ACK line %q without its newline: %w", line, err)
+				}
+				end = err
+				return
+			}
+			var a client.Ack
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				end = fmt.Errorf("parse ACK %q: %w", line, err)
 				return
 			}
 			p.mu.Lock()
 			p.acks = append(p.acks, a)
+			p.lines = append(p.lines, line)
+			p.times = append(p.times, time.Now())
 			p.mu.Unlock()
 			p.notify(false)
 		}
@@ -114,6 +138,14 @@ func (p *gmProducer) notify(end bool) {
 	p.done = p.done || end
 	close(p.wake)
 	p.wake = make(chan struct{})
+}
+
+// end records what ended the response and wakes the waiters.
+func (p *gmProducer) end(err error) {
+	p.mu.Lock()
+	p.endErr, p.endedAt = err, time.Now()
+	p.mu.Unlock()
+	p.notify(true)
 }
 
 // write sends bytes of the body.
@@ -154,6 +186,37 @@ func (p *gmProducer) waitAcks(event string, n int) []client.Ack {
 		case <-wake:
 		case <-deadline:
 			p.t.Fatalf("%d %s ACKs after %v, want %d", len(got), event, gmWait, n)
+		}
+	}
+}
+
+// waitError waits for an ERROR ACK and returns it with its index among
+// the ACKs. An ACK before it for which wrong is true fails the test at
+// once (a fragment acknowledged that should have been refused).
+func (p *gmProducer) waitError(wrong func(client.Ack) bool) (client.Ack, int) {
+	p.t.Helper()
+	deadline := time.After(gmWait)
+	for {
+		p.mu.Lock()
+		for i, a := range p.acks {
+			if a.EventType == "ERROR" {
+				p.mu.Unlock()
+				return a, i
+			}
+			if wrong(a) {
+				p.mu.Unlock()
+				p.t.Fatalf("ACK %q where an ERROR was due", p.lines[i])
+			}
+		}
+		wake, done, n := p.wake, p.done, len(p.acks)
+		p.mu.Unlock()
+		if done {
+			p.t.Fatalf("PutMedia ended (%v) after %d ACKs, none of them an ERROR", p.endErr, n)
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			p.t.Fatalf("no ERROR ACK within %v (%d ACKs)", gmWait, n)
 		}
 	}
 }
