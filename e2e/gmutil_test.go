@@ -84,7 +84,12 @@ type gmProducer struct {
 func gmStartProducer(t *testing.T, srv *serverProc, stream string, headers ...string) *gmProducer {
 	t.Helper()
 	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/putMedia", pr)
+	// Longer than ctx's 30 s: a session may last the 30 s of silence that
+	// end it (TestPutMediaSilentSession); every wait on it has its own
+	// bound.
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(c, "POST", srv.URL+"/putMedia", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +242,13 @@ func (p *gmProducer) abort() {
 
 func (p *gmProducer) waitEnd() {
 	p.t.Helper()
-	deadline := time.After(gmWait)
+	p.waitEndWithin(gmWait)
+}
+
+// waitEndWithin waits up to d for the response to end.
+func (p *gmProducer) waitEndWithin(d time.Duration) {
+	p.t.Helper()
+	deadline := time.After(d)
 	for {
 		p.mu.Lock()
 		wake, done := p.wake, p.done
@@ -248,7 +259,7 @@ func (p *gmProducer) waitEnd() {
 		select {
 		case <-wake:
 		case <-deadline:
-			p.t.Fatalf("PutMedia response did not end within %v", gmWait)
+			p.t.Fatalf("PutMedia response did not end within %v", d)
 		}
 	}
 }
