@@ -573,25 +573,18 @@ func TestReadOnlyCatalog(t *testing.T) {
 	srv.Stop()
 	catalog := filepath.Join(srv.Data, "catalog.db")
 	cmd := exec.CommandContext(ctx(t), binary, "serve", "--addr", "127.0.0.1:0", "--data", srv.Data)
-	if os.Geteuid() == 0 {
-		// nobody needs to reach the binary and to own the data directory,
-		// all but the catalog's write permission.
-		const nobody = 65534
-		bin := filepath.Join(t.TempDir(), "openkvs")
-		copyFile(t, binary, bin)
-		cmd.Path = bin
-		for _, dir := range []string{filepath.Dir(bin), filepath.Dir(srv.Data), srv.Data} {
-			if err := os.Chmod(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		filepath.WalkDir(srv.Data, func(path string, _ fs.DirEntry, err error) error {
+	if asNobody(t, cmd, filepath.Dir(srv.Data), srv.Data) {
+		// nobody owns the data directory, all but the catalog's write
+		// permission.
+		err := filepath.WalkDir(srv.Data, func(path string, _ fs.DirEntry, err error) error {
 			if err == nil {
 				err = os.Chown(path, nobody, nobody)
 			}
 			return err
 		})
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Chmod(catalog, 0o444); err != nil {
 		t.Fatal(err)
@@ -603,14 +596,24 @@ func TestReadOnlyCatalog(t *testing.T) {
 	}
 }
 
-// copyFile copies an executable.
-func copyFile(t *testing.T, from, to string) {
+// nobody is the user and group id the tests that run as root run the
+// server as where they need it to lack permissions.
+const nobody = 65534
+
+// asNobody makes cmd run as nobody when the test runs as root, who may
+// write any file. dirs, the directories cmd needs to reach, are opened to
+// everyone (mode 0755; the test's temporary directories are 0700). It
+// reports whether cmd runs as nobody.
+func asNobody(t *testing.T, cmd *exec.Cmd, dirs ...string) bool {
 	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
+	if os.Geteuid() != 0 {
+		return false
 	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
+	for _, dir := range dirs {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	return true
 }
