@@ -182,6 +182,22 @@ func (p *serverProc) Stop() {
 	p.cmd = nil
 }
 
+// waitExit waits up to d for the server to exit on its own, after a
+// signal the test sent, and returns when it exited and its exit error
+// (nil for status 0). It fails the test if the server is still running
+// then.
+func (p *serverProc) waitExit(d time.Duration) (time.Time, error) {
+	p.t.Helper()
+	select {
+	case err := <-p.done:
+		p.cmd = nil
+		return time.Now(), err
+	case <-time.After(d):
+		p.t.Fatalf("openkvs still running %v later", d)
+		return time.Time{}, nil
+	}
+}
+
 // Kill ends the server with SIGKILL, as a crash would.
 func (p *serverProc) Kill() {
 	p.cmd.Process.Kill()
