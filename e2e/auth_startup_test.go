@@ -307,7 +307,9 @@ func eventually(t *testing.T, timeout time.Duration, what string, try func() err
 // reads, and checks the answer; an error means the server did not answer,
 // e.g. because it closed the connection.
 func getHealthz(conn net.Conn, br *bufio.Reader) error {
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
 	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
 		return err
 	}

@@ -182,7 +182,9 @@ func getWholeChunks(t *testing.T, r io.Reader, n int) [][]byte {
 		case e.ID == mkv.IDEBML:
 			start = e.Offset
 		case e.ID == mkv.IDSegment:
-			er.Enter()
+			if err := er.Enter(); err != nil {
+				t.Fatalf("payload after %d chunks: %v", len(out), err)
+			}
 		case e.ID == mkv.IDTags && e.Level == 1:
 			payload, err := io.ReadAll(er)
 			if err != nil {

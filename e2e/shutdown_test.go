@@ -29,24 +29,39 @@ func TestShutdownEndsMediaSessions(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	persisted := make(chan struct{}, 1)
-	go client.Put(context.Background(), client.PutOptions{Endpoint: srv.URL, Stream: "cam",
-		OnAck: func(a client.Ack) {
-			if a.EventType == "PERSISTED" {
-				persisted <- struct{}{}
+	put := make(chan error, 1)
+	go func() {
+		_, err := client.Put(context.Background(), client.PutOptions{Endpoint: srv.URL, Stream: "cam",
+			OnAck: func(a client.Ack) {
+				if a.EventType == "PERSISTED" {
+					persisted <- struct{}{}
+				}
+			}}, pr)
+		put <- err
+	}()
+	go func() {
+		// A write fails only once the producer stopped reading: the
+		// select below reports why.
+		for _, b := range [][]byte{synth.Header(1), synth.Cluster(0, synth.Frames(1, 3, 33)...), synth.Cluster(1000, synth.Frames(1, 3, 33)...)} {
+			if _, err := pw.Write(b); err != nil {
+				return
 			}
-		}}, pr)
-	pw.Write(synth.Header(1))
-	pw.Write(synth.Cluster(0, synth.Frames(1, 3, 33)...))
-	pw.Write(synth.Cluster(1000, synth.Frames(1, 3, 33)...))
+		}
+	}()
 	select {
 	case <-persisted:
+	case err := <-put:
+		t.Fatalf("the producer ended before a PERSISTED: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("no PERSISTED")
 	}
 
 	// A reader at the live edge, waiting for the next fragment.
-	req, _ := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/getMedia",
+	req, err := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/getMedia",
 		bytes.NewBufferString(`{"StreamName":"cam","StartSelector":{"StartSelectorType":"NOW"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
