@@ -137,7 +137,9 @@ func TestListFragments(t *testing.T) {
 		more := gmIngest(t, srv, "cam", "PERSISTED", frags[12:])
 		numbers = append(numbers, more...)
 		got := first.Fragments
+		bound := newPageBound(t, "ListFragments pages while fragments arrive")
 		for token := first.NextToken; token != nil; {
+			bound.next()
 			page := list(t, &kinesisvideoarchivedmedia.ListFragmentsInput{MaxResults: aws.Int64(5), NextToken: token})
 			if len(page.Fragments) > 5 {
 				t.Errorf("page of %d fragments, MaxResults 5", len(page.Fragments))
@@ -156,7 +158,9 @@ func TestListFragments(t *testing.T) {
 			FragmentSelector: gmRange(types.FragmentSelectorTypeProducerTimestamp, producer(0), producer(14))})
 		var got []types.Fragment
 		pages := 0
+		bound := newPageBound(t, "ListFragments paginator")
 		for p.HasMorePages() {
+			bound.next()
 			page, err := p.NextPage(ctx(t))
 			gmFatalIf(t, err, "page %d", pages)
 			got = append(got, page.Fragments...)

@@ -180,7 +180,9 @@ func TestUnauthenticatedFlood(t *testing.T) {
 			for n < sendBytes {
 				// A write the server does not take within 2 s: it is not
 				// reading this body (yet); the connection stays open.
-				conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				if err := conn.SetWriteDeadline(time.Now().Add(2 * time.Second)); err != nil {
+					break
+				}
 				m, err := conn.Write(chunk)
 				n += m
 				if err != nil {
@@ -218,7 +220,10 @@ func TestUnauthenticatedFlood(t *testing.T) {
 					t.Errorf("refused request %d: %v", k, err)
 					return
 				}
-				conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+				if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+					t.Errorf("refused request %d: %v", k, err)
+					return
+				}
 				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 				if err != nil {
 					t.Errorf("refused request %d (auth %q): no answer without its body: %v", k, r.auth, err)

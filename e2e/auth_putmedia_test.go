@@ -146,7 +146,10 @@ func startPutMediaServer(t *testing.T, streams ...string) *serverProc {
 // errorBody is a restJson1 error body whose message is under key
 // ("message" for auth-layer errors, "Message" for modeled ones).
 func errorBody(typ, key, msg string) string {
-	b, _ := json.Marshal(map[string]string{"__type": typ, key: msg})
+	b, err := json.Marshal(map[string]string{"__type": typ, key: msg})
+	if err != nil {
+		panic(err) // strings always marshal
+	}
 	return string(b)
 }
 

@@ -232,6 +232,58 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// TestTLSMinVersion offers each TLS version alone: TLS 1.0 and 1.1 are
+// refused in the handshake, TLS 1.2 and 1.3 serve requests. A connection
+// that does not start its handshake is closed after --read-header-timeout,
+// which covers the handshake.
+func TestTLSMinVersion(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := selfSigned(t)
+	srv := startServer(t, "--tls-cert", certFile, "--tls-key", keyFile, "--read-header-timeout", "300ms")
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		ok      bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, false},
+		{"TLS 1.1", tls.VersionTLS11, false},
+		{"TLS 1.2", tls.VersionTLS12, true},
+		{"TLS 1.3", tls.VersionTLS13, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tc.version, MaxVersion: tc.version})
+			if !tc.ok {
+				if err == nil {
+					conn.Close()
+					t.Fatalf("the server completed a %s handshake", tc.name)
+				}
+				if !strings.Contains(err.Error(), "protocol version not supported") {
+					t.Errorf("%s handshake: %v, want the server's protocol_version alert", tc.name, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s handshake: %v", tc.name, err)
+			}
+			defer conn.Close()
+			if v := conn.ConnectionState().Version; v != tc.version {
+				t.Fatalf("negotiated %s, want %s", tls.VersionName(v), tc.name)
+			}
+			if err := getHealthz(conn, bufio.NewReader(conn)); err != nil {
+				t.Errorf("GET /healthz over %s: %v", tc.name, err)
+			}
+		})
+	}
+	t.Run("no handshake", func(t *testing.T) {
+		conn, err := dialer.Dial("tcp", addr)
+		gmFatalIf(t, err, "dial")
+		defer conn.Close()
+		closedAfter(t, conn, "a connection without a handshake", time.Now(), 300*time.Millisecond)
+	})
+}
+
 // eventually calls try until it returns nil, failing the test when that
 // does not happen within timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, try func() error) {
@@ -255,7 +307,9 @@ func eventually(t *testing.T, timeout time.Duration, what string, try func() err
 // reads, and checks the answer; an error means the server did not answer,
 // e.g. because it closed the connection.
 func getHealthz(conn net.Conn, br *bufio.Reader) error {
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
 	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: openkvs\r\n\r\n")); err != nil {
 		return err
 	}

@@ -82,9 +82,15 @@ func checkSkew(t *testing.T, msg string, skew time.Duration, before, after time.
 		t.Errorf("skew message %q does not match %s", msg, skewMessage)
 		return
 	}
-	signed, _ := time.Parse(amzDate, m[1])
-	edge, _ := time.Parse(amzDate, m[2])
-	now, _ := time.Parse(amzDate, m[3])
+	var times [3]time.Time // signing time, the window's edge, the server's time
+	for i := range times {
+		var err error
+		if times[i], err = time.Parse(amzDate, m[i+1]); err != nil {
+			t.Errorf("skew message %q: %v", msg, err)
+			return
+		}
+	}
+	signed, edge, now := times[0], times[1], times[2]
 	prefix, wantEdge := "Signature not yet current: ", now.Add(5*time.Minute)
 	if skew < 0 {
 		prefix, wantEdge = "Signature expired: ", now.Add(-5*time.Minute)
@@ -377,7 +383,9 @@ func TestAuthPolicy(t *testing.T) {
 	// The lister sees only cam-* streams, a page at a time.
 	lister := srv.controlAs(listerKey, listerSecret)
 	var pages [][]string
+	bound := newPageBound(t, "ListStreams as the lister")
 	for p := kinesisvideo.NewListStreamsPaginator(lister, &kinesisvideo.ListStreamsInput{MaxResults: aws.Int32(1)}); p.HasMorePages(); {
+		bound.next()
 		out, err := p.NextPage(cx)
 		if err != nil {
 			t.Fatal(err)
@@ -421,7 +429,10 @@ func TestAuthCurl(t *testing.T) {
 		// -w appends "\n" and the status to the body.
 		s := string(out)
 		i := strings.LastIndexByte(s, '\n')
-		status, _ := strconv.Atoi(s[i+1:])
+		status, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			t.Fatalf("curl %s: no status after the body: %q", path, s)
+		}
 		return status, s[:i]
 	}
 	sign := []string{"--aws-sigv4", "aws:amz:us-east-1:kinesisvideo", "--user", adminKey + ":" + adminSecret}

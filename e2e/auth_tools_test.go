@@ -176,7 +176,12 @@ func TestAuthBoto3(t *testing.T) {
 				t.Errorf("boto3 with %s: %v, want InvalidSignatureException 403", fault, e)
 				continue
 			}
-			checkSkew(t, seen[2].(string), skew, before, after)
+			msg, ok := seen[2].(string)
+			if !ok {
+				t.Errorf("boto3 with %s: message %#v, want a string", fault, seen[2])
+				continue
+			}
+			checkSkew(t, msg, skew, before, after)
 		}
 	}
 	assertUnchanged(t, srv, "cam-1", map[string]string{"k": "v"})
@@ -205,7 +210,8 @@ func TestAuthCLI(t *testing.T) {
 		err := cmd.Run()
 		var exit *exec.ExitError
 		if err != nil && !errors.As(err, &exit) {
-			t.Errorf("aws %v: %v", args, err)
+			t.Errorf("aws %v: %v", args, err) // may run on other goroutines: no Fatal
+			return "", err.Error(), -1
 		}
 		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
 	}
@@ -225,10 +231,10 @@ func TestAuthCLI(t *testing.T) {
 	}
 
 	// Every control-plane operation with the admin key.
-	arn := run("create-stream", "--stream-name", "cam-1", "--tags", "k=v")["StreamARN"].(string)
-	gone := run("create-stream", "--stream-name", "cam-9")["StreamARN"].(string)
+	arn := field[string](t, run("create-stream", "--stream-name", "cam-1", "--tags", "k=v"), "StreamARN")
+	gone := field[string](t, run("create-stream", "--stream-name", "cam-9"), "StreamARN")
 	version := func() string {
-		return run("describe-stream", "--stream-arn", arn)["StreamInfo"].(map[string]any)["Version"].(string)
+		return field[string](t, field[map[string]any](t, run("describe-stream", "--stream-arn", arn), "StreamInfo"), "Version")
 	}
 	run("update-stream", "--stream-name", "cam-1", "--current-version", version(), "--device-name", "door")
 	run("update-data-retention", "--stream-arn", arn, "--current-version", version(), "--operation", "INCREASE_DATA_RETENTION",
@@ -240,15 +246,15 @@ func TestAuthCLI(t *testing.T) {
 	run("update-stream-storage-configuration", "--stream-name", "cam-1", "--current-version", version(),
 		"--stream-storage-configuration", "DefaultStorageTier=WARM")
 	run("delete-stream", "--stream-arn", gone)
-	info := run("describe-stream", "--stream-name", "cam-1")["StreamInfo"].(map[string]any)
+	info := field[map[string]any](t, run("describe-stream", "--stream-name", "cam-1"), "StreamInfo")
 	got := map[string]any{
 		"device":        info["DeviceName"],
 		"retention":     info["DataRetentionInHours"],
-		"streams":       len(run("list-streams")["StreamInfoList"].([]any)),
+		"streams":       len(field[[]any](t, run("list-streams"), "StreamInfoList")),
 		"endpoint":      run("get-data-endpoint", "--stream-name", "cam-1", "--api-name", "PUT_MEDIA")["DataEndpoint"],
 		"tags":          run("list-tags-for-stream", "--stream-name", "cam-1")["Tags"],
 		"resource_tags": run("list-tags-for-resource", "--resource-arn", arn)["Tags"],
-		"tier":          run("describe-stream-storage-configuration", "--stream-arn", arn)["StreamStorageConfiguration"].(map[string]any)["DefaultStorageTier"],
+		"tier":          field[map[string]any](t, run("describe-stream-storage-configuration", "--stream-arn", arn), "StreamStorageConfiguration")["DefaultStorageTier"],
 	}
 	want := map[string]any{"device": "door", "retention": float64(4), "streams": 1, "endpoint": srv.URL,
 		"tags": map[string]any{"k": "v"}, "resource_tags": map[string]any{"k": "v"}, "tier": "WARM"}

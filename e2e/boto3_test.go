@@ -115,7 +115,7 @@ func TestBoto3(t *testing.T) {
 	wantErrors := map[string]any{
 		"missing":   []any{"ResourceNotFoundException", "The requested stream is not found or not active.", float64(404)},
 		"duplicate": []any{"ResourceInUseException", "The stream py-cam already exists.", float64(400)},
-		"stale":     []any{"VersionMismatchException", "The version " + got.Info["Version"].(string) + " does not match the current version of stream py-cam.", float64(400)},
+		"stale":     []any{"VersionMismatchException", "The version " + field[string](t, got.Info, "Version") + " does not match the current version of stream py-cam.", float64(400)},
 		"invalid":   []any{"InvalidArgumentException", "The resulting data retention of -1 hours is outside 0 to 87600 hours; the stream keeps data for 5 hours.", float64(400)},
 		"tags":      []any{"TagsPerResourceExceededLimitException", "A stream can have at most 50 tags; this request would leave 51", float64(400)},
 		"delete":    []any{"ResourceNotFoundException", "The requested stream is not found or not active.", float64(404)},

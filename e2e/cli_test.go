@@ -11,6 +11,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// field returns m[key] as a T, failing the test when the JSON a tool
+// printed lacks the key or holds another type there (an unchecked type
+// assertion would panic instead).
+func field[T any](t *testing.T, m map[string]any, key string) T {
+	t.Helper()
+	v, ok := m[key].(T)
+	if !ok {
+		t.Fatalf("%q is %#v in %v, want a %T", key, m[key], m, v)
+	}
+	return v
+}
+
+// isStream reports whether v is a StreamInfo object named name.
+func isStream(v any, name string) bool {
+	info, ok := v.(map[string]any)
+	return ok && info["StreamName"] == name
+}
+
 // awsCLI runs `aws kinesisvideo ARGS` against srv and returns stdout,
 // stderr and the exit code.
 func awsCLI(t *testing.T, aws string, srv *serverProc, args ...string) (string, string, int) {
@@ -48,12 +66,12 @@ func TestAWSCLI(t *testing.T) {
 		return m
 	}
 	created := run("create-stream", "--stream-name", "cli-cam", "--data-retention-in-hours", "12", "--media-type", "video/h264", "--tags", "team=video,site=lab")
-	arn, _ := created["StreamARN"].(string)
+	arn := field[string](t, created, "StreamARN")
 	if !regexp.MustCompile(`^arn:aws:kinesisvideo:us-east-1:000000000000:stream/cli-cam/[0-9]{13}$`).MatchString(arn) {
 		t.Fatalf("create-stream StreamARN = %q", arn)
 	}
-	info := run("describe-stream", "--stream-name", "cli-cam")["StreamInfo"].(map[string]any)
-	version := info["Version"].(string)
+	info := field[map[string]any](t, run("describe-stream", "--stream-name", "cli-cam"), "StreamInfo")
+	version := field[string](t, info, "Version")
 	// The CLI prints timestamps in its own format; the rest is exact.
 	delete(info, "CreationTime")
 	want := map[string]any{"StreamName": "cli-cam", "StreamARN": arn, "MediaType": "video/h264", "KmsKeyId": defaultKMS,
@@ -63,12 +81,12 @@ func TestAWSCLI(t *testing.T) {
 	}
 	run("create-stream", "--stream-name", "cli-other")
 	list := run("list-streams", "--stream-name-condition", "ComparisonOperator=BEGINS_WITH,ComparisonValue=cli-c")
-	if got := list["StreamInfoList"].([]any); len(got) != 1 || got[0].(map[string]any)["StreamName"] != "cli-cam" {
+	if got := field[[]any](t, list, "StreamInfoList"); len(got) != 1 || !isStream(got[0], "cli-cam") {
 		t.Errorf("list-streams with condition = %v", got)
 	}
 	// The CLI's automatic pagination follows NextToken over pages of one.
 	paged := run("list-streams", "--page-size", "1")
-	if got := paged["StreamInfoList"].([]any); len(got) != 2 {
+	if got := field[[]any](t, paged, "StreamInfoList"); len(got) != 2 {
 		t.Errorf("paginated list-streams returned %d streams, want 2", len(got))
 	}
 	ep := run("get-data-endpoint", "--stream-name", "cli-cam", "--api-name", "GET_MEDIA")
@@ -82,7 +100,7 @@ func TestAWSCLI(t *testing.T) {
 		t.Errorf("list-tags-for-stream (-want +got):\n%s", diff)
 	}
 	run("update-data-retention", "--stream-name", "cli-cam", "--current-version", version, "--operation", "INCREASE_DATA_RETENTION", "--data-retention-change-in-hours", "6")
-	if got := run("describe-stream", "--stream-arn", arn)["StreamInfo"].(map[string]any)["DataRetentionInHours"]; got != float64(18) {
+	if got := field[map[string]any](t, run("describe-stream", "--stream-arn", arn), "StreamInfo")["DataRetentionInHours"]; got != float64(18) {
 		t.Errorf("retention after update = %v, want 18", got)
 	}
 

@@ -159,7 +159,10 @@ func TestStreamLifecycle(t *testing.T) {
 		StreamStorageConfiguration: &types.StreamStorageConfiguration{DefaultStorageTier: types.DefaultStorageTierWarm}}); err != nil {
 		t.Fatal(err)
 	}
-	sc, _ = c.DescribeStreamStorageConfiguration(ctx(t), &kinesisvideo.DescribeStreamStorageConfigurationInput{StreamARN: created.StreamARN})
+	sc, err = c.DescribeStreamStorageConfiguration(ctx(t), &kinesisvideo.DescribeStreamStorageConfigurationInput{StreamARN: created.StreamARN})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if sc.StreamStorageConfiguration.DefaultStorageTier != types.DefaultStorageTierWarm {
 		t.Errorf("tier after update = %s, want WARM", sc.StreamStorageConfiguration.DefaultStorageTier)
 	}
@@ -221,7 +224,9 @@ func TestListStreamsPagination(t *testing.T) {
 		MaxResults:          aws.Int32(5),
 		StreamNameCondition: &types.StreamNameCondition{ComparisonOperator: types.ComparisonOperatorBeginsWith, ComparisonValue: aws.String("cam-")},
 	})
+	bound := newPageBound(t, "ListStreams")
 	for p.HasMorePages() {
+		bound.next()
 		page, err := p.NextPage(ctx(t))
 		if err != nil {
 			t.Fatal(err)
@@ -296,7 +301,9 @@ func TestGetDataEndpoint(t *testing.T) {
 	// --public-url is returned verbatim, without a trailing slash.
 	pub := startServer(t, "--public-url", "https://video.example.com:8443/")
 	c = pub.control()
-	c.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("s")})
+	if _, err := c.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("s")}); err != nil {
+		t.Fatal(err)
+	}
 	out, err := c.GetDataEndpoint(ctx(t), &kinesisvideo.GetDataEndpointInput{StreamName: aws.String("s"), APIName: types.APINamePutMedia})
 	if err != nil || aws.ToString(out.DataEndpoint) != "https://video.example.com:8443" {
 		t.Errorf("DataEndpoint with --public-url = %v, %v", out, err)
@@ -441,9 +448,16 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 		}
 	}
 	info := describe(t, c, "b")
-	c.UpdateStream(ctx(t), &kinesisvideo.UpdateStreamInput{StreamName: aws.String("b"), CurrentVersion: info.Version, DeviceName: aws.String("dev")})
-	c.DeleteStream(ctx(t), &kinesisvideo.DeleteStreamInput{StreamARN: describe(t, c, "c").StreamARN})
-	list, _ := c.ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{})
+	if _, err := c.UpdateStream(ctx(t), &kinesisvideo.UpdateStreamInput{StreamName: aws.String("b"), CurrentVersion: info.Version, DeviceName: aws.String("dev")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteStream(ctx(t), &kinesisvideo.DeleteStreamInput{StreamARN: describe(t, c, "c").StreamARN}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListStreams(ctx(t), &kinesisvideo.ListStreamsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want = list.StreamInfoList
 
 	srv.Restart()

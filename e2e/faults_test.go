@@ -8,6 +8,7 @@ import (
 	"bytes"
 	enc "encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 
 	"github.com/openkvs/openkvs/mkv"
@@ -113,12 +115,15 @@ func checkClean(t *testing.T, srv *serverProc) {
 			t.Errorf("server logged an error: %s", line)
 		}
 	}
-	filepath.WalkDir(filepath.Join(srv.Data, "blobs"), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(srv.Data, "blobs"), func(path string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
 			t.Errorf("temporary blob left behind: %s", path)
 		}
-		return nil
+		return err
 	})
+	if err != nil {
+		t.Errorf("walk the blobs: %v", err)
+	}
 }
 
 // crashStart starts the server on its data directory and kills it after
@@ -130,8 +135,18 @@ func crashStart(t *testing.T, srv *serverProc, delay time.Duration) {
 		t.Fatal(err)
 	}
 	time.Sleep(delay) // the moment of the crash, not a wait for a condition
-	cmd.Process.Kill()
-	cmd.Wait()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill openkvs %v after its start: %v", delay, err)
+	}
+	// Killed, not ended by itself (a start-up that failed).
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("openkvs killed %v after its start: %v, want killed by SIGKILL", delay, err)
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("openkvs killed %v after its start: %v, want killed by SIGKILL", delay, err)
+	}
 }
 
 // TestFaultCrashLoop kills the server with SIGKILL at a different moment of
@@ -208,8 +223,13 @@ func TestFaultCrashLoop(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("round %d (%s) broke the archive", round, phase)
 		}
+		// The phase's own stream, if it has one, goes before the next round.
 		for _, other := range []string{"swept", "deleted"} {
-			srv.control().DeleteStream(ctx(t), &kinesisvideo.DeleteStreamInput{StreamARN: faultARN(t, srv, other)})
+			_, err := srv.control().DeleteStream(ctx(t), &kinesisvideo.DeleteStreamInput{StreamARN: faultARN(t, srv, other)})
+			var missing *types.ResourceNotFoundException
+			if err != nil && !errors.As(err, &missing) {
+				t.Fatalf("round %d: delete %s: %v", round, other, err)
+			}
 		}
 	}
 	// Four of the six phases crash only after five PERSISTED.
@@ -244,7 +264,11 @@ func streamDirs(t *testing.T, srv *serverProc) []string {
 	var dirs []string
 	for _, e := range entries {
 		if e.IsDir() {
-			if files, _ := filepath.Glob(filepath.Join(srv.Data, "blobs", e.Name(), "*", "*")); len(files) > 0 {
+			files, err := filepath.Glob(filepath.Join(srv.Data, "blobs", e.Name(), "*", "*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) > 0 {
 				dirs = append(dirs, e.Name())
 			}
 		}
@@ -500,7 +524,9 @@ func TestFaultLargeFrames(t *testing.T) {
 	}
 	for _, line := range strings.Split(srv.logs.String(), "\n") {
 		if strings.Contains(line, `"msg":"listening"`) {
-			json.Unmarshal([]byte(line), &limit)
+			if err := json.Unmarshal([]byte(line), &limit); err != nil {
+				t.Fatalf("listening log line %s: %v", line, err)
+			}
 		}
 	}
 	if want := int64(256<<20 + 128<<20 + 256<<20); limit.MemoryLimit != want {
@@ -533,14 +559,20 @@ func TestFaultLargeFrames(t *testing.T) {
 		p := gmStartProducer(t, srv, name)
 		producers = append(producers, p)
 		go func() {
-			p.pw.Write(body)
-			p.pw.Write(payload)
+			// The server may end the session at any point (ERROR 5000):
+			// then the writes fail, and the outcome is in the ACKs.
+			if _, err := p.pw.Write(body); err == nil {
+				p.pw.Write(payload)
+			}
 			p.pw.Close()
 		}()
 	}
 	count := map[string]int{}
 	for _, p := range producers {
 		p.waitEnd()
+		if len(p.acks) == 0 {
+			t.Fatalf("session ended (%v) without an ACK", p.endErr)
+		}
 		last := p.acks[len(p.acks)-1]
 		count[fmt.Sprint(last.EventType, last.ErrorID)]++
 	}
@@ -557,11 +589,13 @@ func TestFaultLargeFrames(t *testing.T) {
 
 	createStream(t, srv, "header", 24)
 	p := gmStartProducer(t, srv, "header")
+	// The server ends the session once the header is too large, so the
+	// write may fail: the outcome is in the ACKs.
 	p.pw.Write(append(synth.Header(1), synth.Tags("k", string(make([]byte, 40<<20)))...))
 	p.pw.Close()
 	p.waitEnd()
-	if last := p.acks[len(p.acks)-1]; last.EventType != "ERROR" || last.ErrorID != 4006 {
-		t.Errorf("a 40 MB header: last ACK %+v, want ERROR 4006", last)
+	if n := len(p.acks); n == 0 || p.acks[n-1].EventType != "ERROR" || p.acks[n-1].ErrorID != 4006 {
+		t.Errorf("a 40 MB header: ACKs %+v, want the last an ERROR 4006", p.acks)
 	}
 }
 
@@ -573,25 +607,18 @@ func TestReadOnlyCatalog(t *testing.T) {
 	srv.Stop()
 	catalog := filepath.Join(srv.Data, "catalog.db")
 	cmd := exec.CommandContext(ctx(t), binary, "serve", "--addr", "127.0.0.1:0", "--data", srv.Data)
-	if os.Geteuid() == 0 {
-		// nobody needs to reach the binary and to own the data directory,
-		// all but the catalog's write permission.
-		const nobody = 65534
-		bin := filepath.Join(t.TempDir(), "openkvs")
-		copyFile(t, binary, bin)
-		cmd.Path = bin
-		for _, dir := range []string{filepath.Dir(bin), filepath.Dir(srv.Data), srv.Data} {
-			if err := os.Chmod(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		filepath.WalkDir(srv.Data, func(path string, _ fs.DirEntry, err error) error {
+	if asNobody(t, cmd, filepath.Dir(srv.Data), srv.Data) {
+		// nobody owns the data directory, all but the catalog's write
+		// permission.
+		err := filepath.WalkDir(srv.Data, func(path string, _ fs.DirEntry, err error) error {
 			if err == nil {
 				err = os.Chown(path, nobody, nobody)
 			}
 			return err
 		})
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Chmod(catalog, 0o444); err != nil {
 		t.Fatal(err)
@@ -603,14 +630,24 @@ func TestReadOnlyCatalog(t *testing.T) {
 	}
 }
 
-// copyFile copies an executable.
-func copyFile(t *testing.T, from, to string) {
+// nobody is the user and group id the tests that run as root run the
+// server as where they need it to lack permissions.
+const nobody = 65534
+
+// asNobody makes cmd run as nobody when the test runs as root, who may
+// write any file. dirs, the directories cmd needs to reach, are opened to
+// everyone (mode 0755; the test's temporary directories are 0700). It
+// reports whether cmd runs as nobody.
+func asNobody(t *testing.T, cmd *exec.Cmd, dirs ...string) bool {
 	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
+	if os.Geteuid() != 0 {
+		return false
 	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
+	for _, dir := range dirs {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	return true
 }

@@ -127,18 +127,9 @@ func TestGetResume(t *testing.T) {
 // size, sorted by fragment number.
 func getList(t *testing.T, srv *serverProc, stream string, by amtypes.FragmentSelectorType, from, to time.Time, pageSize int64) []amtypes.Fragment {
 	t.Helper()
-	archive := gmArchived(srv)
-	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{
+	out, _ := gmPages(t, srv, &kinesisvideoarchivedmedia.ListFragmentsInput{
 		StreamName: &stream, MaxResults: &pageSize, FragmentSelector: &amtypes.FragmentSelector{
 			FragmentSelectorType: by, TimestampRange: &amtypes.TimestampRange{StartTimestamp: &from, EndTimestamp: &to}}})
-	var out []amtypes.Fragment
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, page.Fragments...)
-	}
 	slices.SortFunc(out, func(a, b amtypes.Fragment) int {
 		return strings.Compare(aws.ToString(a.FragmentNumber), aws.ToString(b.FragmentNumber))
 	})
@@ -191,7 +182,9 @@ func getWholeChunks(t *testing.T, r io.Reader, n int) [][]byte {
 		case e.ID == mkv.IDEBML:
 			start = e.Offset
 		case e.ID == mkv.IDSegment:
-			er.Enter()
+			if err := er.Enter(); err != nil {
+				t.Fatalf("payload after %d chunks: %v", len(out), err)
+			}
 		case e.ID == mkv.IDTags && e.Level == 1:
 			payload, err := io.ReadAll(er)
 			if err != nil {
@@ -487,4 +480,80 @@ func mustRead(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestGetCLIFollow runs `openkvs get --follow` against a stream while a
+// producer sends it: each fragment is in the output file as soon as it is
+// complete, not when get ends; SIGINT ends get with status 0 and a file
+// that plays.
+func TestGetCLIFollow(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	createStream(t, srv, "live", 24)
+	src := media(t, "h264.mkv")
+	clusters := synth.ClusterSpans(src)
+	if len(clusters) != 3 {
+		t.Fatalf("h264.mkv has %d clusters, want 3", len(clusters))
+	}
+	header := src[:bytes.Index(src, clusters[0])]
+	out := filepath.Join(t.TempDir(), "live.mkv")
+	cmd := exec.CommandContext(ctx(t), binary, "get", "--endpoint", srv.URL, "--stream", "live", "--follow", "--start", "earliest", "-o", out)
+	cmd.Env = awsEnv(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	gmFatalIf(t, cmd.Start(), "start openkvs get")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	running := true
+	t.Cleanup(func() {
+		if running {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	// inFile waits until the output holds what the producer sent so far.
+	inFile := func(what string, want ...[]byte) {
+		t.Helper()
+		sent := time.Now()
+		eventually(t, 5*time.Second, what+" in the output of get --follow", func() error {
+			b, err := os.ReadFile(out)
+			if err != nil {
+				return err
+			}
+			for _, w := range want {
+				if !bytes.Contains(b, w) {
+					return fmt.Errorf("%d bytes written, not yet the fragment", len(b))
+				}
+			}
+			return nil
+		})
+		t.Logf("%s in the file %v after it was sent", what, time.Since(sent).Round(time.Millisecond))
+	}
+
+	p := gmStartProducer(t, srv, "live", "x-amzn-fragment-timecode-type", "RELATIVE", "x-amzn-producer-start-timestamp", "1700000000")
+	// The first fragment is complete once the second begins.
+	p.write(header, clusters[0], clusters[1][:16])
+	inFile("the first fragment", clusters[0])
+	p.write(clusters[1][16:], clusters[2])
+	p.close()
+	inFile("the second and third fragments", clusters[1], clusters[2])
+
+	gmFatalIf(t, cmd.Process.Signal(os.Interrupt), "SIGINT")
+	select {
+	case err := <-exited:
+		running = false
+		if err != nil {
+			t.Fatalf("openkvs get --follow after SIGINT: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("openkvs get --follow still running 10 s after SIGINT\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "done: 3 fragments") {
+		t.Errorf("openkvs get printed %q, want it to report 3 fragments", stderr.String())
+	}
+	frames, log := getFFprobe(t, out)
+	if want := []string{"h264", "180"}; !slices.Equal(frames, want) {
+		t.Errorf("ffprobe counted %v, want %v", frames, want)
+	}
+	checkFFprobeLog(t, log, 0)
 }

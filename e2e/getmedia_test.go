@@ -672,11 +672,12 @@ func TestGetMediaKeptAliveConnection(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	post := func(path, body string) (resp *http.Response, reused bool) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx(t), "POST", srv.URL+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx(t), "POST", srv.URL+path, strings.NewReader(body))
+		gmFatalIf(t, err, "POST %s", path)
 		req.Header.Set("Content-Type", "application/json")
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
-		resp, err := hc.Do(req)
+		resp, err = hc.Do(req)
 		gmFatalIf(t, err, "POST %s", path)
 		return resp, reused
 	}
@@ -691,7 +692,8 @@ func TestGetMediaKeptAliveConnection(t *testing.T) {
 		// A control-plane answer leaves a 200 ms write deadline on the
 		// connection; the condition under test is that it has passed.
 		resp, _ := post("/listStreams", `{}`)
-		io.Copy(io.Discard, resp.Body)
+		_, err := io.Copy(io.Discard, resp.Body)
+		gmFatalIf(t, err, "ListStreams response")
 		resp.Body.Close()
 		time.Sleep(300 * time.Millisecond)
 		resp, reused := post(call.path, call.body)
@@ -702,7 +704,8 @@ func TestGetMediaKeptAliveConnection(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", call.path, resp.StatusCode, call.status)
 		}
 		if call.status != 200 {
-			io.Copy(io.Discard, resp.Body)
+			_, err := io.Copy(io.Discard, resp.Body)
+			gmFatalIf(t, err, "%s response", call.path)
 			resp.Body.Close()
 			continue
 		}

@@ -5,8 +5,10 @@ package e2e
 // so that they stay out of the way of other test files in the package.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,12 +64,19 @@ func gmDuration(v synth.Video) time.Duration {
 // gmProducer is a PutMedia session whose body the test writes piece by
 // piece through a pipe, so it decides when the server sees each frame.
 type gmProducer struct {
-	t    *testing.T
-	pw   *io.PipeWriter
-	mu   sync.Mutex
-	acks []client.Ack
-	wake chan struct{} // closed and replaced on every ACK and at the end
-	done bool          // the response ended
+	t     *testing.T
+	pw    *io.PipeWriter
+	mu    sync.Mutex
+	acks  []client.Ack
+	lines []string      // each ACK exactly as sent, with its newline
+	times []time.Time   // when each ACK line arrived
+	wake  chan struct{} // closed and replaced on every ACK and at the end
+	done  bool          // the response ended
+	// endErr is what ended the response: io.EOF after a clean end of the
+	// chunked body, else the error (a cut connection, a line that is no
+	// ACK or has no newline); endedAt is when.
+	endErr  error
+	endedAt time.Time
 }
 
 // gmStartProducer opens a PutMedia session on stream with ABSOLUTE
@@ -75,7 +84,12 @@ type gmProducer struct {
 func gmStartProducer(t *testing.T, srv *serverProc, stream string, headers ...string) *gmProducer {
 	t.Helper()
 	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/putMedia", pr)
+	// Longer than ctx's 30 s: a session may last the 30 s of silence that
+	// end it (TestPutMediaSilentSession); every wait on it has its own
+	// bound.
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(c, "POST", srv.URL+"/putMedia", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,20 +100,35 @@ func gmStartProducer(t *testing.T, srv *serverProc, stream string, headers ...st
 	}
 	p := &gmProducer{t: t, pw: pw, wake: make(chan struct{})}
 	go func() {
-		defer p.notify(true)
+		var end error
+		defer func() { p.end(end) }()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
+			end = err
 			return
 		}
 		defer resp.Body.Close()
-		acks := client.NewAckReader(resp.Body)
+		// Lines are read raw, not with client.AckReader, so that tests can
+		// check the layout of each as the server wrote it.
+		br := bufio.NewReader(resp.Body)
 		for {
-			a, err := acks.Next()
+			line, err := br.ReadString('\n')
 			if err != nil {
+				if line != "" {
+					err = fmt.Errorf("ACK line %q without its newline: %w", line, err)
+				}
+				end = err
+				return
+			}
+			var a client.Ack
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				end = fmt.Errorf("parse ACK %q: %w", line, err)
 				return
 			}
 			p.mu.Lock()
 			p.acks = append(p.acks, a)
+			p.lines = append(p.lines, line)
+			p.times = append(p.times, time.Now())
 			p.mu.Unlock()
 			p.notify(false)
 		}
@@ -114,6 +143,14 @@ func (p *gmProducer) notify(end bool) {
 	p.done = p.done || end
 	close(p.wake)
 	p.wake = make(chan struct{})
+}
+
+// end records what ended the response and wakes the waiters.
+func (p *gmProducer) end(err error) {
+	p.mu.Lock()
+	p.endErr, p.endedAt = err, time.Now()
+	p.mu.Unlock()
+	p.notify(true)
 }
 
 // write sends bytes of the body.
@@ -158,6 +195,37 @@ func (p *gmProducer) waitAcks(event string, n int) []client.Ack {
 	}
 }
 
+// waitError waits for an ERROR ACK and returns it with its index among
+// the ACKs. An ACK before it for which wrong is true fails the test at
+// once (a fragment acknowledged that should have been refused).
+func (p *gmProducer) waitError(wrong func(client.Ack) bool) (client.Ack, int) {
+	p.t.Helper()
+	deadline := time.After(gmWait)
+	for {
+		p.mu.Lock()
+		for i, a := range p.acks {
+			if a.EventType == "ERROR" {
+				p.mu.Unlock()
+				return a, i
+			}
+			if wrong(a) {
+				p.mu.Unlock()
+				p.t.Fatalf("ACK %q where an ERROR was due", p.lines[i])
+			}
+		}
+		wake, done, n := p.wake, p.done, len(p.acks)
+		p.mu.Unlock()
+		if done {
+			p.t.Fatalf("PutMedia ended (%v) after %d ACKs, none of them an ERROR", p.endErr, n)
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			p.t.Fatalf("no ERROR ACK within %v (%d ACKs)", gmWait, n)
+		}
+	}
+}
+
 // close ends the body and waits for the response to end.
 func (p *gmProducer) close() {
 	p.t.Helper()
@@ -174,7 +242,13 @@ func (p *gmProducer) abort() {
 
 func (p *gmProducer) waitEnd() {
 	p.t.Helper()
-	deadline := time.After(gmWait)
+	p.waitEndWithin(gmWait)
+}
+
+// waitEndWithin waits up to d for the response to end.
+func (p *gmProducer) waitEndWithin(d time.Duration) {
+	p.t.Helper()
+	deadline := time.After(d)
 	for {
 		p.mu.Lock()
 		wake, done := p.wake, p.done
@@ -185,7 +259,7 @@ func (p *gmProducer) waitEnd() {
 		select {
 		case <-wake:
 		case <-deadline:
-			p.t.Fatalf("PutMedia response did not end within %v", gmWait)
+			p.t.Fatalf("PutMedia response did not end within %v", d)
 		}
 	}
 }
@@ -340,25 +414,47 @@ func gmSelector(typ types.StartSelectorType, arg any) types.StartSelector {
 }
 
 // gmListAll returns every fragment of the stream by number, as ListFragments
-// reports it.
+// reports it. A fragment listed twice fails the test.
 func gmListAll(t *testing.T, srv *serverProc, stream string) map[string]amtypes.Fragment {
 	t.Helper()
 	out := map[string]amtypes.Fragment{}
-	p := kinesisvideoarchivedmedia.NewListFragmentsPaginator(gmArchived(srv), &kinesisvideoarchivedmedia.ListFragmentsInput{
+	frags, _ := gmPages(t, srv, &kinesisvideoarchivedmedia.ListFragmentsInput{
 		StreamName: aws.String(stream),
 		FragmentSelector: &amtypes.FragmentSelector{FragmentSelectorType: amtypes.FragmentSelectorTypeServerTimestamp,
 			TimestampRange: &amtypes.TimestampRange{StartTimestamp: aws.Time(time.Unix(0, 0)), EndTimestamp: aws.Time(time.Unix(7e9, 0))}},
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx(t))
-		if err != nil {
-			t.Fatalf("ListFragments: %v", err)
+	for _, f := range frags {
+		n := aws.ToString(f.FragmentNumber)
+		if _, ok := out[n]; ok {
+			t.Fatalf("ListFragments of %s listed fragment %s twice", stream, n)
 		}
-		for _, f := range page.Fragments {
-			out[aws.ToString(f.FragmentNumber)] = f
-		}
+		out[n] = f
 	}
 	return out
+}
+
+// gmPages calls ListFragments with in and follows NextToken to the last
+// page, within a pageBound. It returns the fragments of every page in the
+// order the server sent them, and the number of pages.
+func gmPages(t *testing.T, srv *serverProc, in *kinesisvideoarchivedmedia.ListFragmentsInput) ([]amtypes.Fragment, int) {
+	t.Helper()
+	am := gmArchived(srv)
+	bound := newPageBound(t, "ListFragments of "+aws.ToString(in.StreamName))
+	req := *in
+	var out []amtypes.Fragment
+	for {
+		bound.next()
+		page, err := am.ListFragments(ctx(t), &req)
+		if err != nil {
+			t.Fatalf("ListFragments of %s, page %d (%d fragments before it): %v", aws.ToString(in.StreamName), bound.pages, len(out), err)
+		}
+		out = append(out, page.Fragments...)
+		if page.NextToken == nil {
+			return out, bound.pages
+		}
+		req = kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: in.StreamName, StreamARN: in.StreamARN,
+			MaxResults: in.MaxResults, NextToken: page.NextToken}
+	}
 }
 
 // gmTimestamp formats a time as the GetMedia timestamp tags do.

@@ -74,8 +74,11 @@ func stored(t *testing.T, srv *serverProc, stream string) ([]*store.Fragment, []
 		if err != nil {
 			t.Fatalf("fragment %s: %v", f.Number, err)
 		}
-		d, _ := io.ReadAll(r)
+		d, err := io.ReadAll(r)
 		r.Close()
+		if err != nil {
+			t.Fatalf("fragment %s: %v", f.Number, err)
+		}
 		data = append(data, d)
 	}
 	return frags, data
@@ -142,7 +145,10 @@ func TestPutMediaRequestErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/putMedia", bytes.NewReader(media(t, "h264.mkv")))
+			req, err := http.NewRequestWithContext(ctx(t), "POST", srv.URL+"/putMedia", bytes.NewReader(media(t, "h264.mkv")))
+			if err != nil {
+				t.Fatal(err)
+			}
 			for k, v := range tc.headers {
 				req.Header.Set(k, v)
 			}
@@ -152,7 +158,9 @@ func TestPutMediaRequestErrors(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			var body map[string]string
-			json.NewDecoder(resp.Body).Decode(&body)
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("error body: %v", err)
+			}
 			if resp.StatusCode != tc.status || resp.Header.Get("x-amzn-ErrorType") != tc.typ+":https://kinesisvideo.amazonaws.com/doc/2017-09-30/" {
 				t.Errorf("status %d, type %q", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
 			}
@@ -336,7 +344,9 @@ func TestPutMediaExpectContinue(t *testing.T) {
 			if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
 				t.Fatal(err)
 			}
-			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
 			br := bufio.NewReader(conn)
 			var statuses []int // the responses that come before any body
 			var resp *http.Response
@@ -357,9 +367,15 @@ func TestPutMediaExpectContinue(t *testing.T) {
 
 			// The session goes on as usual: the fragment is acknowledged.
 			cw := httputil.NewChunkedWriter(conn)
-			cw.Write(append(synth.Header(1), frag.data...))
-			cw.Close()
-			io.WriteString(conn, "\r\n") // the end of the chunked body
+			if _, err := cw.Write(append(synth.Header(1), frag.data...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := cw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(conn, "\r\n"); err != nil { // the end of the chunked body
+				t.Fatal(err)
+			}
 			var acks []string
 			r := client.NewAckReader(resp.Body)
 			for a, err := r.Next(); err == nil; a, err = r.Next() {

@@ -34,6 +34,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Tests that run as root run some servers as nobody (asNobody), who
+	// must reach the binary: MkdirTemp makes the directory 0700. (A copy
+	// of the binary would do, but exec'ing a file just written races with
+	// other tests' forks: ETXTBSY, golang/go#22315.)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	binary = filepath.Join(dir, "openkvs")
 	build := exec.Command("go", "build", "-o", binary, "github.com/openkvs/openkvs/cmd/openkvs")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
@@ -174,6 +182,22 @@ func (p *serverProc) Stop() {
 	p.cmd = nil
 }
 
+// waitExit waits up to d for the server to exit on its own, after a
+// signal the test sent, and returns when it exited and its exit error
+// (nil for status 0). It fails the test if the server is still running
+// then.
+func (p *serverProc) waitExit(d time.Duration) (time.Time, error) {
+	p.t.Helper()
+	select {
+	case err := <-p.done:
+		p.cmd = nil
+		return time.Now(), err
+	case <-time.After(d):
+		p.t.Fatalf("openkvs still running %v later", d)
+		return time.Time{}, nil
+	}
+}
+
 // Kill ends the server with SIGKILL, as a crash would.
 func (p *serverProc) Kill() {
 	p.cmd.Process.Kill()
@@ -230,4 +254,35 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// maxPages bounds every paging loop of the tests: a NextToken that does
+// not move on (a cursor that points back) fails the test within seconds
+// instead of looping until the test binary's timeout.
+const maxPages = 1000
+
+// pageBound is the bound of one paging loop: at most maxPages pages and
+// 20 s, whichever ends first.
+type pageBound struct {
+	t        *testing.T
+	what     string
+	pages    int
+	deadline time.Time
+}
+
+func newPageBound(t *testing.T, what string) *pageBound {
+	return &pageBound{t: t, what: what, deadline: time.Now().Add(20 * time.Second)}
+}
+
+// next counts the page about to be asked for, failing the test when the
+// loop is past its bound.
+func (b *pageBound) next() {
+	b.t.Helper()
+	b.pages++
+	if b.pages > maxPages {
+		b.t.Fatalf("%s: more than %d pages: NextToken does not end", b.what, maxPages)
+	}
+	if time.Now().After(b.deadline) {
+		b.t.Fatalf("%s: still paging after 20 s (%d pages): NextToken does not end", b.what, b.pages-1)
+	}
 }

@@ -123,6 +123,33 @@ func TestExpired(t *testing.T) {
 	f.wantKeys("after the orphan pass", keep.BlobKey, keep.HeaderKey)
 }
 
+// TestExpiredBoundary puts fragments two seconds either side of each
+// stream's retention cutoff: those older than retention go, the others
+// stay. The sweeper's clock runs seven minutes ahead of the real one, so a
+// sweep that read the real clock instead would keep the two-second-old
+// ones as well; a cutoff off by minutes in either direction (an hour of
+// retention counted as 90 or 30 minutes) keeps or deletes the wrong side.
+func TestExpiredBoundary(t *testing.T) {
+	f := newFixture(t)
+	f.now = time.Now().Add(7 * time.Minute)
+	for _, hours := range []int64{1, 24} {
+		st := f.stream(fmt.Sprintf("cam-%d", hours), hours)
+		retention := time.Duration(hours) * time.Hour
+		gone := f.fragment(st, retention+2*time.Second, "old")
+		kept := f.fragment(st, retention-2*time.Second, "new")
+		if err := f.sw.Expired(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.numbers(st); !slices.Equal(got, []string{kept.Number}) {
+			t.Errorf("retention %d h: fragments left %v, want only %s (2 s younger than the retention); %s is 2 s older",
+				hours, got, kept.Number, gone.Number)
+		}
+		if keys := f.keys(); slices.Contains(keys, gone.BlobKey) || !slices.Contains(keys, kept.BlobKey) {
+			t.Errorf("retention %d h: blobs %v, want %s deleted and %s kept", hours, keys, gone.BlobKey, kept.BlobKey)
+		}
+	}
+}
+
 // TestExpiredDuringSession is the header leak of a retention sweep that
 // ran while a session was open: the header blob the expired fragments used
 // is unreferenced, and a later orphan pass must delete it.

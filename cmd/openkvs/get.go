@@ -116,6 +116,12 @@ func get(args []string) error {
 		} else {
 			err = mkvOut.Write(f)
 		}
+		if err == nil {
+			// Each fragment goes out whole as soon as it is read: to a
+			// player reading a pipe, or to a file that others read while
+			// get follows the stream.
+			err = out.Flush()
+		}
 		if err != nil {
 			return fmt.Errorf("write %s: %w", output, err)
 		}
@@ -186,11 +192,12 @@ func parseTime(s string) (time.Time, error) {
 	return time.Unix(sec, ns), nil
 }
 
-// openOutput opens FILE, or stdout for "-", buffered.
-func openOutput(name string) (io.Writer, func() error, error) {
+// openOutput opens FILE, or stdout for "-", buffered: the caller flushes
+// after each fragment.
+func openOutput(name string) (*bufio.Writer, func() error, error) {
 	if name == "-" {
 		w := bufio.NewWriterSize(os.Stdout, 1<<20)
-		return flushWriter{w}, w.Flush, nil
+		return w, w.Flush, nil
 	}
 	f, err := os.Create(name)
 	if err != nil {
@@ -204,18 +211,6 @@ func openOutput(name string) (io.Writer, func() error, error) {
 		}
 		return err
 	}, nil
-}
-
-// flushWriter flushes stdout after every write, so a player reading a
-// pipe gets each fragment as soon as it is read.
-type flushWriter struct{ w *bufio.Writer }
-
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err == nil {
-		err = f.w.Flush()
-	}
-	return n, err
 }
 
 // dateTransport remembers the Date header of the first response: the
