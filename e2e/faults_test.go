@@ -58,6 +58,20 @@ func (l *faultLedger) record(t *testing.T, p *gmProducer, frags []gmFrag) {
 	}
 }
 
+// ingest sends frags whole in one session on stream, waits until each is
+// PERSISTED and records them.
+func (l *faultLedger) ingest(t *testing.T, srv *serverProc, stream string, frags []gmFrag) {
+	t.Helper()
+	p := gmStartProducer(t, srv, stream)
+	p.write(synth.Header(1))
+	for _, f := range frags {
+		p.write(f.data)
+	}
+	p.close()
+	p.waitAcks("PERSISTED", len(frags))
+	l.record(t, p, frags)
+}
+
 // check asserts the durability promise against a running server: every
 // fragment acknowledged PERSISTED is listed exactly once and reads back
 // byte for byte, and every listed fragment is one that was sent whole.
@@ -325,30 +339,14 @@ func TestFaultDeleteRecreate(t *testing.T) {
 	// deleted and its session may still be storing.
 	createStream(t, srv, "cam", 24)
 	recreated := newLedger()
-	q := gmStartProducer(t, srv, "cam")
-	again := gmFrags(v, 10, 3)
-	q.write(synth.Header(1))
-	for _, f := range again {
-		q.write(f.data)
-	}
-	q.close()
-	q.waitAcks("PERSISTED", 3)
-	recreated.record(t, q, again)
+	recreated.ingest(t, srv, "cam", gmFrags(v, 10, 3))
 	p.waitEnd()
 
 	srv.Restart()
 	// Created while the start-up orphan pass walks 1500 blobs of "bulk".
 	createStream(t, srv, "fresh", 24)
 	fresh := newLedger()
-	r := gmStartProducer(t, srv, "fresh")
-	first := gmFrags(v, 20, 3)
-	r.write(synth.Header(1))
-	for _, f := range first {
-		r.write(f.data)
-	}
-	r.close()
-	r.waitAcks("PERSISTED", 3)
-	fresh.record(t, r, first)
+	fresh.ingest(t, srv, "fresh", gmFrags(v, 20, 3))
 
 	srv.Restart() // the hub is empty: every read comes from the archive
 	for stream, ledger := range map[string]*faultLedger{"cam": recreated, "fresh": fresh} {
@@ -441,18 +439,10 @@ func faultDiskFull(t *testing.T, srv *serverProc, mnt string) {
 	createStream(t, srv, "cam", 24)
 	v := synth.Video{Bitrate: 16_000_000} // 4 MB fragments
 	ledger := newLedger()
-	// A first session with room to spare.
-	ok := gmFrags(v, 0, 3)
-	p := gmStartProducer(t, srv, "cam")
-	p.write(synth.Header(1))
-	for _, f := range ok {
-		p.write(f.data)
-	}
-	p.close()
-	ledger.record(t, p, ok)
+	ledger.ingest(t, srv, "cam", gmFrags(v, 0, 3)) // with room to spare
 
 	filler := fill(t, mnt, 2<<20)
-	next := len(ok)
+	next := 3
 	var errorIDs []int
 	var peak int64
 	for range 60 {
@@ -496,15 +486,7 @@ func faultDiskFull(t *testing.T, srv *serverProc, mnt string) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	again := gmFrags(v, next, 3)
-	q := gmStartProducer(t, srv, "cam")
-	q.write(synth.Header(1))
-	for _, f := range again {
-		q.write(f.data)
-	}
-	q.close()
-	q.waitAcks("PERSISTED", 3)
-	ledger.record(t, q, again)
+	ledger.ingest(t, srv, "cam", gmFrags(v, next, 3))
 	srv.Restart()
 	ledger.check(t, srv, "cam")
 	t.Logf("peak RSS %d MiB; %d fragments persisted", peak>>20, len(ledger.persisted))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/synth"
 )
@@ -162,18 +163,6 @@ func (p *pipeBody) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func (a *ackLog) count(event string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -206,7 +195,7 @@ func TestIngestStreamDeleted(t *testing.T) {
 	st := h.stream("s", 24)
 	body, log, done := h.startPiped(st)
 	body.w.Write(concat(synth.Header(1), goodFragment(0), goodFragment(1000)))
-	waitFor(t, "first PERSISTED", func() bool { return log.count(AckPersisted) == 1 })
+	wait.For(t, "first PERSISTED", func() bool { return log.count(AckPersisted) == 1 })
 	h.m.StreamChanged(st, nil)
 	err := <-done
 	var ae *ackError
@@ -224,7 +213,7 @@ func TestIngestTakeover(t *testing.T) {
 	st := h.stream("s", 24)
 	body, log, done := h.startPiped(st)
 	body.w.Write(concat(synth.Header(1), goodFragment(0), goodFragment(1000)))
-	waitFor(t, "first PERSISTED", func() bool { return log.count(AckPersisted) == 1 })
+	wait.For(t, "first PERSISTED", func() bool { return log.count(AckPersisted) == 1 })
 	// A newer connection for the stream ends the older one; the older
 	// one's unfinished fragment is dropped, its finished one kept.
 	acks, err := h.put(st, Params{}, concat(synth.Header(1), goodFragment(3000)))
@@ -246,7 +235,7 @@ func TestIngestIdle(t *testing.T) {
 	st := h.stream("s", 24)
 	body, log, done := h.startPiped(st)
 	body.w.Write(concat(synth.Header(1), goodFragment(0)))
-	waitFor(t, "IDLE while the body is silent", func() bool { return log.count(AckIdle) >= 2 })
+	wait.For(t, "IDLE while the body is silent", func() bool { return log.count(AckIdle) >= 2 })
 	body.w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -264,7 +253,7 @@ func TestIngestEndOfFragmentTag(t *testing.T) {
 	st := h.stream("s", 24)
 	body, log, done := h.startPiped(st)
 	body.w.Write(concat(synth.Header(1), goodFragment(0), synth.Tags("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")))
-	waitFor(t, "PERSISTED before the body ends", func() bool { return log.count(AckPersisted) == 1 })
+	wait.For(t, "PERSISTED before the body ends", func() bool { return log.count(AckPersisted) == 1 })
 	body.w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)

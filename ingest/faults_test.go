@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/synth"
@@ -150,7 +151,7 @@ func TestIngestPersistedAfterCommit(t *testing.T) {
 		t.Fatalf("with the commit held: %d RECEIVED, %d PERSISTED; want 1 and 0", log.count(AckReceived), log.count(AckPersisted))
 	}
 	close(cat.hold)
-	waitFor(t, "PERSISTED after the commit", func() bool { return log.count(AckPersisted) == 1 })
+	wait.For(t, "PERSISTED after the commit", func() bool { return log.count(AckPersisted) == 1 })
 	body.w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)

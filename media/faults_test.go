@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/synth"
@@ -60,7 +61,7 @@ func TestRetentionCutAtLiveEdge(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx, s) }()
 	// The reader sent both archived fragments and waits for the next one.
-	waitUntil(t, "the reader waits at the live edge", func() bool { return h.hub.Stream(h.stream.ID).Waiting() })
+	wait.For(t, "the reader waits at the live edge", func() bool { return h.hub.Stream(h.stream.ID).Waiting() })
 	h.deleteBefore(2)
 	f := h.hub.Begin(h.stream.ID, live.Meta{Number: store.FragmentNumber(100, 0), Header: synth.Header(1)}, true)
 	f.Write(context.Background(), cluster(9))
@@ -71,18 +72,6 @@ func TestRetentionCutAtLiveEdge(t *testing.T) {
 	got := parse(t, s.buf.Bytes())
 	if len(got) != 3 || got[2].Err() != nil || !bytes.Equal(got[2].Cluster, cluster(9)) {
 		t.Fatalf("payload of %d chunks, want both archived fragments and the new one", len(got))
-	}
-}
-
-// waitUntil polls cond until it holds or a deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
