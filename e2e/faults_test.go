@@ -62,14 +62,7 @@ func (l *faultLedger) record(t *testing.T, p *gmProducer, frags []gmFrag) {
 // PERSISTED and records them.
 func (l *faultLedger) ingest(t *testing.T, srv *serverProc, stream string, frags []gmFrag) {
 	t.Helper()
-	p := gmStartProducer(t, srv, stream)
-	p.write(synth.Header(1))
-	for _, f := range frags {
-		p.write(f.data)
-	}
-	p.close()
-	p.waitAcks("PERSISTED", len(frags))
-	l.record(t, p, frags)
+	l.record(t, gmSession(t, srv, stream, "PERSISTED", frags), frags)
 }
 
 // check asserts the durability promise against a running server: every

@@ -277,9 +277,9 @@ func (p *gmProducer) numbers(event string) map[uint64]string {
 	return out
 }
 
-// gmIngest sends a header and the fragments in one session and returns
-// their numbers, in order, as the ackOn ACKs named them.
-func gmIngest(t *testing.T, srv *serverProc, stream, ackOn string, frags []gmFrag) []string {
+// gmSession sends a header and the fragments in one session, ends it and
+// waits for an ackOn ACK for each.
+func gmSession(t *testing.T, srv *serverProc, stream, ackOn string, frags []gmFrag) *gmProducer {
 	t.Helper()
 	p := gmStartProducer(t, srv, stream)
 	p.write(synth.Header(1))
@@ -288,7 +288,14 @@ func gmIngest(t *testing.T, srv *serverProc, stream, ackOn string, frags []gmFra
 	}
 	p.close()
 	p.waitAcks(ackOn, len(frags))
-	byTimecode := p.numbers(ackOn)
+	return p
+}
+
+// gmIngest sends a header and the fragments in one session and returns
+// their numbers, in order, as the ackOn ACKs named them.
+func gmIngest(t *testing.T, srv *serverProc, stream, ackOn string, frags []gmFrag) []string {
+	t.Helper()
+	byTimecode := gmSession(t, srv, stream, ackOn, frags).numbers(ackOn)
 	out := make([]string, len(frags))
 	for i, f := range frags {
 		if out[i] = byTimecode[f.timecode]; out[i] == "" {

@@ -99,20 +99,12 @@ func call(t *testing.T, srv *httptest.Server, key, path, body string) (int, map[
 			t.Fatal(err)
 		}
 	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, b := send(t, srv, req)
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal([]byte(b), &m); err != nil {
 		t.Fatalf("%s: body %q: %v", path, b, err)
 	}
-	return resp.StatusCode, m
+	return status, m
 }
 
 // requestAs returns a request that authenticated as key, as route leaves it.
