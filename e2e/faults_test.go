@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 
+	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/synth"
 )
@@ -349,14 +350,8 @@ func TestFaultDeleteRecreate(t *testing.T) {
 		}
 	}
 	// The deleted stream's blobs are deleted in the background (after a
-	// crash, by the orphan pass).
-	deadline := time.Now().Add(gmWait)
-	for dirs := streamDirs(t, srv); len(dirs) != 3; dirs = streamDirs(t, srv) {
-		if time.Now().After(deadline) {
-			t.Fatalf("blob directories %v: want those of bulk, cam and fresh only", dirs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// crash, at the next start).
+	wait.For(t, "only the blob directories of bulk, cam and fresh", func() bool { return len(streamDirs(t, srv)) == 3 })
 	checkClean(t, srv)
 }
 
