@@ -3,6 +3,7 @@ module github.com/openkvs/openkvs
 go 1.26.0
 
 require (
+	github.com/Eyevinn/mp4ff v0.56.0
 	github.com/at-wat/ebml-go v0.19.4
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.16
@@ -12,6 +13,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia v1.30.5
 	github.com/aws/smithy-go v1.28.9
+	github.com/bluenviron/mediacommon/v2 v2.9.5
 	github.com/google/go-cmp v0.7.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
@@ -20,6 +22,9 @@ require (
 )
 
 require (
+	github.com/abema/go-mp4 v1.7.3 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.16.0 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.11 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.11 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/v4a v1.5.11 // indirect
@@ -34,7 +39,6 @@ require (
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

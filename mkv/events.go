@@ -46,6 +46,8 @@ type Frame struct {
 	Track       uint64 // track number of the block
 	Timecode    int16  // timecode relative to the Cluster Timecode, in TimecodeScale units
 	Keyframe    bool   // SimpleBlock key flag (0x80), or a BlockGroup without ReferenceBlock
+	Laced       bool   // the block uses lacing (flags 0x06): Payload starts with the lace header
+	Payload     []byte // the block's frame data after its header, part of Data
 	Duration    uint64 // BlockDuration, valid if HasDuration
 	HasDuration bool   // the BlockGroup had a BlockDuration
 }

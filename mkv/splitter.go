@@ -458,5 +458,7 @@ func (f *Frame) parseBlock(b []byte, off int64) (byte, error) {
 	}
 	f.Track = uint64(track)
 	f.Timecode = int16(binary.BigEndian.Uint16(b[n:]))
+	f.Laced = b[n+2]&0x06 != 0
+	f.Payload = b[n+3:]
 	return b[n+2], nil
 }
