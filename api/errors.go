@@ -102,6 +102,35 @@ func NoDataRetention(format string, args ...any) *Error {
 	return newError("NoDataRetentionException", http.StatusBadRequest, format, args...)
 }
 
+// UnsupportedStreamMediaType is the 400 for a playback request on a stream whose
+// tracks are not a codec combination the playback APIs serve.
+func UnsupportedStreamMediaType(format string, args ...any) *Error {
+	return newError("UnsupportedStreamMediaTypeException", http.StatusBadRequest, format, args...)
+}
+
+// MissingCodecPrivateData is the 400 for a playback request on a track without
+// CodecPrivate.
+func MissingCodecPrivateData(format string, args ...any) *Error {
+	return newError("MissingCodecPrivateDataException", http.StatusBadRequest, format, args...)
+}
+
+// InvalidCodecPrivateData is the 400 for a playback request on a track whose
+// CodecPrivate cannot be read.
+func InvalidCodecPrivateData(format string, args ...any) *Error {
+	return newError("InvalidCodecPrivateDataException", http.StatusBadRequest, format, args...)
+}
+
+// InvalidMediaFrame is the 400 for a fragment whose frames cannot be remuxed.
+func InvalidMediaFrame(format string, args ...any) *Error {
+	return newError("InvalidMediaFrameException", http.StatusBadRequest, format, args...)
+}
+
+// SessionTokenRejected is the 403 for a playback URL whose session token is
+// expired, revoked or not one the server issued (kvs-playback.md §5).
+func SessionTokenRejected(format string, args ...any) *Error {
+	return newError("NotAuthorizedException", http.StatusForbidden, format, args...)
+}
+
 // InvalidEndpoint is the 400 for a data-plane call sent to the wrong endpoint.
 func InvalidEndpoint(format string, args ...any) *Error {
 	return newError("InvalidEndpointException", http.StatusBadRequest, format, args...)

@@ -55,6 +55,31 @@ func (f *Fragment) Track(n uint64) (*Track, error) {
 	return nil, fmt.Errorf("track %d: %w", n, ErrNoTrack)
 }
 
+// ParseHeader reads the tracks of a stored stream header, for init segments and
+// playlists; the Fragment has no samples.
+func ParseHeader(header []byte) (*Fragment, error) {
+	sp := mkv.NewSplitter(bytes.NewReader(header), mkv.SplitterOptions{})
+	defer sp.Close()
+	for {
+		ev, err := sp.Next()
+		if err != nil {
+			return nil, fmt.Errorf("%w: stream header: %w", ErrInvalidMediaFrame, err)
+		}
+		if h, ok := ev.(*mkv.Header); ok {
+			return fromHeader(h), nil
+		}
+	}
+}
+
+func fromHeader(h *mkv.Header) *Fragment {
+	f := &Fragment{}
+	for _, t := range h.Tracks {
+		f.Tracks = append(f.Tracks, &Track{Number: t.Number, Type: t.Type, CodecID: t.CodecID,
+			CodecPrivate: bytes.Clone(t.CodecPrivate)})
+	}
+	return f
+}
+
 // Parse splits a stored fragment: header is the producer's stream header as stored
 // (EBML header, Segment and the elements before the first Cluster) and cluster the
 // fragment's Cluster and any elements that followed it. The Fragment does not alias
@@ -81,12 +106,7 @@ func Parse(header, cluster []byte) (*Fragment, error) {
 			if f != nil {
 				return nil, fmt.Errorf("a second stream header: %w", errNotOneFragment)
 			}
-			f = &Fragment{}
-			scale = time.Duration(e.TimecodeScale)
-			for _, t := range e.Tracks {
-				f.Tracks = append(f.Tracks, &Track{Number: t.Number, Type: t.Type, CodecID: t.CodecID,
-					CodecPrivate: bytes.Clone(t.CodecPrivate)})
-			}
+			f, scale = fromHeader(e), time.Duration(e.TimecodeScale)
 		case *mkv.FragmentStart:
 			if fragments++; fragments > 1 {
 				return nil, errNotOneFragment

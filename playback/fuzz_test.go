@@ -8,7 +8,7 @@ import (
 // FuzzRemux feeds broken fragments through every remux path: each must end in an
 // error for that fragment, never a panic.
 func FuzzRemux(f *testing.F) {
-	for _, file := range []string{"testdata/h264_bframes.mkv", "testdata/h265.mkv", "../testdata/media/h264_aac.mkv"} {
+	for _, file := range []string{"../testdata/media/h264_bframes.mkv", "../testdata/media/h265.mkv", "../testdata/media/h264_aac.mkv"} {
 		s := split(f, file)[0]
 		f.Add(s.header, s.cluster)
 	}

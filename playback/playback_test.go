@@ -138,8 +138,8 @@ var fixtures = []struct {
 	tracks []uint64 // video 1, audio 2
 	frames []int    // per track
 }{
-	{"testdata/h264_bframes.mkv", []uint64{1}, []int{180}},
-	{"testdata/h265.mkv", []uint64{1}, []int{180}},
+	{"../testdata/media/h264_bframes.mkv", []uint64{1}, []int{180}},
+	{"../testdata/media/h265.mkv", []uint64{1}, []int{180}},
 	{"../testdata/media/h264_aac.mkv", []uint64{1, 2}, []int{180, 283}},
 }
 
@@ -249,7 +249,7 @@ func shiftTimes(t *testing.T, lines []string, d time.Duration) []string {
 // non-negative composition offsets that reorder the B-frames and durations that add up
 // to the fragment, then the mdat.
 func TestMediaSegmentBoxes(t *testing.T) {
-	frags := split(t, "testdata/h264_bframes.mkv")
+	frags := split(t, "../testdata/media/h264_bframes.mkv")
 	s := frags[1]
 	f, err := Parse(s.header, s.cluster)
 	if err != nil {
@@ -352,4 +352,35 @@ func TestErrors(t *testing.T) {
 		t.Error("Parse of two clusters: no error")
 	}
 	_ = f
+}
+
+// TestInfo checks the codec parameters playlists and manifests announce.
+func TestInfo(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []TrackInfo
+	}{
+		{"../testdata/media/h264_bframes.mkv", []TrackInfo{{Number: 1, Video: true, Codec: "avc1.64000d", Width: 320, Height: 180}}},
+		{"../testdata/media/h265.mkv", []TrackInfo{{Number: 1, Video: true, Codec: "hvc1.1.6.L60.90", Width: 320, Height: 180}}},
+		{"../testdata/media/h264_aac.mkv", []TrackInfo{
+			{Number: 1, Video: true, Codec: "avc1.64001e", Width: 640, Height: 360},
+			{Number: 2, Codec: "mp4a.40.2", SampleRate: 48000},
+		}},
+	} {
+		f, err := ParseHeader(split(t, tc.file)[0].header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []TrackInfo
+		for _, tr := range f.Tracks {
+			info, err := tr.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, info)
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.file, d)
+		}
+	}
 }

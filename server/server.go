@@ -22,6 +22,7 @@ import (
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/media"
 	"github.com/openkvs/openkvs/sigv4"
+	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/streams"
 )
 
@@ -75,6 +76,11 @@ type Config struct {
 	// Media serves GetMedia, GetMediaForFragmentList and ListFragments;
 	// nil leaves them unserved.
 	Media *media.Service
+	// Streaming serves HLS and DASH sessions; nil leaves them unserved.
+	Streaming *streaming.Service
+	// CORSOrigins are the origins whose pages may call the server from a
+	// browser: "*" for any, none to send no CORS headers.
+	CORSOrigins []string
 }
 
 // Defaults of the Config limits.
@@ -131,19 +137,26 @@ func New(cfg Config, svc *streams.Service) *Server {
 	if cfg.Media != nil {
 		s.mediaRoutes()
 	}
+	if cfg.Streaming != nil {
+		s.streamingRoutes()
+	}
 	return s
 }
 
 // Handler returns the root handler: every API path, /healthz, and
 // restJson1 errors for anything else.
 func (s *Server) Handler() http.Handler {
-	return s.withRequest(http.HandlerFunc(s.route))
+	return s.withRequest(s.withCORS(http.HandlerFunc(s.route)))
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
+		return
+	}
+	if isPlayback(r.URL.Path) {
+		s.servePlayback(w, r)
 		return
 	}
 	rt, ok := s.routes[r.URL.Path]

@@ -123,6 +123,9 @@ type Catalog interface {
 	// FragmentsAfter returns up to limit fragments of stream id whose number
 	// sorts after the given one ("" for the first), in number order.
 	FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*Fragment, error)
+	// LatestFragments returns the newest limit fragments of stream id (the
+	// largest numbers), oldest first: a live playlist's window.
+	LatestFragments(ctx context.Context, id int64, limit int) ([]*Fragment, error)
 	// DeleteFragmentsBefore removes up to limit fragments of stream id whose
 	// server time is before t and returns them, so their blobs can go.
 	DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*Fragment, error)

@@ -13,6 +13,7 @@ import (
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/media"
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/streams"
 	"github.com/openkvs/openkvs/sweeper"
 )
@@ -23,6 +24,7 @@ type mediaConfig struct {
 	ingest        ingest.Options
 	read          media.Options
 	live          live.Options
+	streaming     streaming.Options
 	sweepInterval time.Duration
 }
 
@@ -41,15 +43,20 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&m.read.ListCallsPerSecond, "listfragments-calls-per-second", 5, "ListFragments calls per stream per second (ClientLimitExceededException above)")
 	fs.Float64Var(&m.read.FragmentListCallsPerSec, "getmediaforfragmentlist-calls-per-second", 5, "GetMediaForFragmentList calls per stream per second (ClientLimitExceededException above)")
 	fs.IntVar(&m.read.FragmentListConnections, "getmediaforfragmentlist-connections", 5, "concurrent GetMediaForFragmentList connections per stream (ConnectionLimitExceededException above)")
+	fs.Float64Var(&m.streaming.PlaylistsPerSecond, "playlist-calls-per-second", 5, "HLS playlist and DASH manifest requests per streaming session per second")
+	fs.Float64Var(&m.streaming.InitsPerSecond, "init-calls-per-second", 5, "init segment requests per streaming session per second")
+	fs.Float64Var(&m.streaming.FragmentsPerSecond, "segment-calls-per-second", 10, "media segment requests per streaming session per second")
+	fs.IntVar(&m.streaming.SessionsPerStream, "sessions-per-stream", 10, "active HLS and DASH sessions per stream; one more revokes the oldest")
 	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
 }
 
 // dataPlane is the running data plane.
 type dataPlane struct {
-	ingest  *ingest.Manager
-	media   *media.Service
-	hub     *live.Hub
-	sweeper *sweeper.Sweeper
+	ingest    *ingest.Manager
+	media     *media.Service
+	streaming *streaming.Service
+	hub       *live.Hub
+	sweeper   *sweeper.Sweeper
 }
 
 // openMedia opens fragment storage under data and wires ingest, the live
@@ -64,6 +71,18 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	}
 	if m.read.ListCallsPerSecond <= 0 || m.read.FragmentListCallsPerSec <= 0 || m.read.FragmentListConnections <= 0 {
 		return nil, fmt.Errorf("--listfragments-calls-per-second, --getmediaforfragmentlist-calls-per-second and --getmediaforfragmentlist-connections must be positive")
+	}
+	if m.streaming.PlaylistsPerSecond <= 0 || m.streaming.InitsPerSecond <= 0 || m.streaming.FragmentsPerSecond <= 0 || m.streaming.SessionsPerStream <= 0 {
+		return nil, fmt.Errorf("--playlist-calls-per-second, --init-calls-per-second, --segment-calls-per-second and --sessions-per-stream must be positive")
+	}
+	key, err := streaming.LoadKey(filepath.Join(data, "session.key"))
+	if err != nil {
+		return nil, err
+	}
+	m.streaming.Key, m.streaming.Logger = key, log
+	sessions, err := streaming.New(catalog, blobs, m.streaming)
+	if err != nil {
+		return nil, err
 	}
 	hub := live.NewHub(m.live)
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
@@ -90,7 +109,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	return &dataPlane{ingest: mgr, media: reads, hub: hub, sweeper: sw}, nil
+	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, hub: hub, sweeper: sw}, nil
 }
 
 // run starts the background work until ctx ends.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ type serveConfig struct {
 	readHeaderTimeout, idleTimeout, requestTimeout time.Duration
 	maxHeaderBytes, maxConnsPerIP                  int
 	unauthenticatedBodyBytes                       int64
+	corsOrigins                                    string
 
 	media mediaConfig
 }
@@ -62,6 +64,7 @@ func serve(args []string) error {
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest request line plus headers, in `bytes` (more is answered 431)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "time a JSON API call has to send its body, and a control-plane answer to be sent")
 	fs.Int64Var(&c.unauthenticatedBodyBytes, "unauthenticated-body-bytes", server.DefaultUnauthenticatedBodyBytes, "memory, in `bytes`, for JSON bodies over 4 KiB still arriving or not yet authenticated, all connections together (at least 1048576)")
+	fs.StringVar(&c.corsOrigins, "cors-origins", "*", "comma-separated `origins` whose web pages may call the APIs and load playback URLs (* for any, empty for none)")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections one client IP address may hold; more are closed at once")
 	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -128,7 +131,7 @@ func serve(args []string) error {
 	if publicURL == "" {
 		publicURL = derivePublicURL(tcpAddr, scheme)
 	}
-	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
+	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, Streaming: dataPlane.streaming, CORSOrigins: strings.FieldsFunc(c.corsOrigins, func(r rune) bool { return r == ',' || r == ' ' }), PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
 		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
 		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP}

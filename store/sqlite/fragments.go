@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,6 +182,21 @@ func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, l
 	if err != nil {
 		return nil, fmt.Errorf("fragments after %s: %w", number, err)
 	}
+	return out, nil
+}
+
+// LatestFragments returns the newest fragments, oldest first.
+func (c *Catalog) LatestFragments(ctx context.Context, id int64, limit int) ([]*store.Fragment, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments
+		WHERE stream_id = ? ORDER BY number DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("latest fragments: %w", err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("latest fragments: %w", err)
+	}
+	slices.Reverse(out)
 	return out, nil
 }
 

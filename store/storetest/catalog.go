@@ -354,6 +354,16 @@ func testFragmentIndex(t *testing.T, open OpenCatalog) {
 	if diff := cmp.Diff(numbers(all[8:]), numbers(after)); diff != "" {
 		t.Errorf("FragmentsAfter(8) (-want +got):\n%s", diff)
 	}
+	latest, err := c.LatestFragments(ctx, s.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(numbers(all[7:]), numbers(latest)); diff != "" {
+		t.Errorf("LatestFragments(3) (-want +got):\n%s", diff)
+	}
+	if latest, _ := c.LatestFragments(ctx, s.ID, 100); len(latest) != len(all) {
+		t.Errorf("LatestFragments(100) returned %d fragments, want all %d", len(latest), len(all))
+	}
 	for _, key := range []string{all[3].BlobKey, all[3].HeaderKey} {
 		if ok, err := c.HasBlobKey(ctx, key); err != nil || !ok {
 			t.Errorf("HasBlobKey(%s) = %v, %v; want true", key, ok, err)
