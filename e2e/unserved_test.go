@@ -121,7 +121,9 @@ func TestAWSCLIArchivedMedia(t *testing.T) {
 		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
 	}
 	out, stderr, code := run("list-fragments", "--stream-name", "cam")
-	var list struct{ Fragments []struct{ FragmentNumber string } }
+	var list struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
 		t.Fatalf("aws list-fragments: exit %d, %s%s", code, out, stderr)
 	}
