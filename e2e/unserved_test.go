@@ -71,8 +71,8 @@ func TestUnservedOperations(t *testing.T) {
 			_, err := am.GetDASHStreamingSessionURL(ctx(t), &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{StreamName: aws.String("cam")})
 			return err
 		},
-		"CreateSignalingChannel": func() error {
-			_, err := kv.CreateSignalingChannel(ctx(t), &kinesisvideo.CreateSignalingChannelInput{ChannelName: aws.String("chan")})
+		"UpdateNotificationConfiguration": func() error {
+			_, err := kv.UpdateNotificationConfiguration(ctx(t), &kinesisvideo.UpdateNotificationConfigurationInput{StreamName: aws.String("cam")})
 			return err
 		},
 		"DescribeImageGenerationConfiguration": func() error {

@@ -17,18 +17,9 @@ var unserved = map[string]string{
 	"/getImages":                  "GetImages",
 	"/getHLSStreamingSessionURL":  "GetHLSStreamingSessionURL",
 	"/getDASHStreamingSessionURL": "GetDASHStreamingSessionURL",
-	// kinesisvideo: signaling channels, edge agents and stream
-	// configurations.
-	"/createSignalingChannel":               "CreateSignalingChannel",
-	"/deleteSignalingChannel":               "DeleteSignalingChannel",
-	"/describeSignalingChannel":             "DescribeSignalingChannel",
-	"/getSignalingChannelEndpoint":          "GetSignalingChannelEndpoint",
-	"/listSignalingChannels":                "ListSignalingChannels",
-	"/updateSignalingChannel":               "UpdateSignalingChannel",
-	"/deleteEdgeConfiguration":              "DeleteEdgeConfiguration",
-	"/describeEdgeConfiguration":            "DescribeEdgeConfiguration",
-	"/listEdgeAgentConfigurations":          "ListEdgeAgentConfigurations",
-	"/startEdgeConfigurationUpdate":         "StartEdgeConfigurationUpdate",
+	// kinesisvideo: the stream configurations. (Signaling channels and
+	// edge agents are other resources, which access knows no actions of:
+	// their paths stay unknown.)
 	"/describeImageGenerationConfiguration": "DescribeImageGenerationConfiguration",
 	"/updateImageGenerationConfiguration":   "UpdateImageGenerationConfiguration",
 	"/describeNotificationConfiguration":    "DescribeNotificationConfiguration",
