@@ -134,7 +134,7 @@ func TestStreamsCLI(t *testing.T) {
 			t.Errorf("streams %v: exit %d, %q; want 1 and %q", args, code, stderr, want)
 		}
 	}
-	if _, stderr, code := cliRun(t, env, append([]string{"streams", "create"}, ep...)...); code != 1 || !strings.Contains(stderr, "openkvs: streams create needs 1 arguments ([NAME]), got 0") {
+	if _, stderr, code := cliRun(t, env, append([]string{"streams", "create"}, ep...)...); code != 1 || !strings.HasSuffix(stderr, "\nopenkvs: streams create needs NAME, got []\n") {
 		t.Errorf("streams create without a name: exit %d, %q", code, stderr)
 	}
 }

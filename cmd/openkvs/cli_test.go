@@ -186,6 +186,8 @@ func TestExplain(t *testing.T) {
 			"http://127.0.0.1:4567 closed the connection before it answered: it may be restarting, or refusing connections from this address beyond its limit (openkvs serve --max-conns-per-ip)"},
 		{"connection reset", []string{"put"}, fmt.Errorf("PutMedia: %w", &url.Error{Op: "Post", URL: "https://kvs.example:4567/putMedia", Err: syscall.ECONNRESET}),
 			"https://kvs.example:4567 closed the connection before it answered: it may be restarting, or refusing connections from this address beyond its limit (openkvs serve --max-conns-per-ip)"},
+		{"connection closed while sending", []string{"put"}, fmt.Errorf("PutMedia: %w", &url.Error{Op: "Post", URL: "http://127.0.0.1:4567/putMedia", Err: &net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}}),
+			"http://127.0.0.1:4567 closed the connection before it answered: it may be restarting, or refusing connections from this address beyond its limit (openkvs serve --max-conns-per-ip)"},
 		{"not MKV", []string{"put", "--stream", "cam", "in.mp4"}, fmt.Errorf("read input: %w", mkv.ErrInvalid),
 			"the input is not a Matroska (MKV) stream from its start, which PutMedia takes; remux other containers without re-encoding: ffmpeg -i in.mp4 -c copy -f matroska - | openkvs put --stream cam -"},
 		{"4006", []string{"put", "--stream", "cam", "-"}, &client.ErrAck{Ack: client.Ack{EventType: "ERROR", ErrorID: 4006}},

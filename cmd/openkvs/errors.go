@@ -159,7 +159,7 @@ func hintFor(cmd, stream string, err error) string {
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return fmt.Sprintf("cannot reach %s: is `openkvs serve` running at %s? Give the server's URL with --endpoint "+
 			"(OPENKVS_ENDPOINT, AWS_ENDPOINT_URL)", server, server)
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return fmt.Sprintf("%s closed the connection before it answered: it may be restarting, or refusing connections "+
 			"from this address beyond its limit (openkvs serve --max-conns-per-ip)", server)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -90,7 +91,10 @@ func streamsClient(ctx context.Context, fs *flag.FlagSet, c *clientConfig, args 
 	}
 	if len(pos) != len(names) {
 		fs.Usage()
-		return nil, nil, fmt.Errorf("%s needs %d arguments (%v), got %d", fs.Name(), len(names), names, len(pos))
+		if len(names) == 0 {
+			return nil, nil, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)
+		}
+		return nil, nil, fmt.Errorf("%s needs %s, got %q", fs.Name(), strings.Join(names, " and "), pos)
 	}
 	cfg, _, err := c.aws(ctx)
 	if err != nil {
