@@ -163,6 +163,14 @@ func Internal() *Error {
 	return newError("InternalFailure", http.StatusInternalServerError, "The request processing has failed because of an internal error.")
 }
 
+// NotImplemented is the 501 for an operation of the KVS models that openkvs
+// does not serve yet. No KVS model declares an error for this, so every SDK
+// raises its generic API error with this code; NotImplemented is the code
+// AWS itself sends with 501 (S3), and no SDK retry mode retries a 501.
+func NotImplemented(operation string) *Error {
+	return newError("NotImplemented", http.StatusNotImplemented, "%s is not served by openkvs yet.", operation)
+}
+
 // ServiceUnavailable is the 503 sent while the server shuts down.
 func ServiceUnavailable(format string, args ...any) *Error {
 	return newError("ServiceUnavailable", http.StatusServiceUnavailable, format, args...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -166,3 +167,35 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p50 of 1..100 = %d", p)
 	}
 }
+
+// A search goal is met or missed only when the search could reach it; one
+// whose ceiling is below it (quick mode) was not tried, in the table and
+// in the JSON report.
+func TestAtLeastGoal(t *testing.T) {
+	for _, tc := range []struct {
+		n, ceiling int
+		target     string
+		met        *bool
+		notTried   string
+	}{
+		{650, 2000, ">= 500 (met)", ptr(true), ""},
+		{300, 2000, ">= 500 (missed)", ptr(false), ""},
+		{64, 64, ">= 500 (not tried: this run searched up to 64)", nil, "this run searched up to 64"},
+		{16, 64, ">= 500 (not tried: this run searched up to 64)", nil, "this run searched up to 64"},
+	} {
+		f := figure("largest N", float64(tc.n), "streams").atLeast(500, tc.n, tc.ceiling)
+		if (f.Met == nil) != (tc.met == nil) || f.Met != nil && *f.Met != *tc.met || f.NotTried != tc.notTried {
+			t.Errorf("n %d, ceiling %d: met %v, not tried %q; want %v, %q", tc.n, tc.ceiling, f.Met, f.NotTried, tc.met, tc.notTried)
+		}
+		var table strings.Builder
+		rep := &Report{Mode: "quick", Scenarios: []*Scenario{{ID: "ingest-concurrent", Title: "N streams", Figures: []*Figure{f}}}}
+		if err := rep.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(table.String(), " "+tc.target+" ") {
+			t.Errorf("n %d, ceiling %d: table\n%s\nwant target %q", tc.n, tc.ceiling, table.String(), tc.target)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -211,7 +211,7 @@ func runFanout(ctx context.Context, e *env, sc *Scenario) error {
 		e.progress("fan-out %s", res)
 		return res, res.pass(), nil
 	})
-	sc.add(figure("largest number of readers keeping up", float64(n), "readers").goal(">= 1000", n >= 1000))
+	sc.add(figure("largest number of readers keeping up", float64(n), "readers").atLeast(1000, n, limit))
 	sc.note("each step: a fresh server (or the target), N GetMedia NOW readers connected first, then one producer sending %d fragments in real time; a reader keeps up if it receives every frame, none more than 1 s after the producer sent it", e.plan.fanoutFragments)
 	sc.note("search: doubling from %d, then bisecting, within %s; steps: %s", e.plan.fanoutStart, e.plan.fanoutBudget, strings.Join(steps, "; "))
 	if n == limit {

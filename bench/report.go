@@ -60,6 +60,9 @@ type Figure struct {
 	Ratio  *float64 `json:"ratio,omitempty"`
 	Target string   `json:"target,omitempty"` // the goal, in words
 	Met    *bool    `json:"met,omitempty"`    // whether the goal was met
+	// NotTried says why the run did not try to reach the goal (then Met
+	// is nil): the figure says nothing about it either way.
+	NotTried string `json:"notTried,omitempty"`
 }
 
 // figure returns a Figure without a baseline.
@@ -81,6 +84,19 @@ func (f *Figure) against(name string, baseline float64) *Figure {
 func (f *Figure) goal(text string, met bool) *Figure {
 	f.Target, f.Met = text, &met
 	return f
+}
+
+// atLeast records the goal "at least goal" of a search for the largest N
+// that passes, which found n without trying past ceiling. A search whose
+// ceiling is below the goal (quick mode's small sizes, or too few open
+// files) did not try to reach it: that is not a miss.
+func (f *Figure) atLeast(goal, n, ceiling int) *Figure {
+	text := fmt.Sprintf(">= %d", goal)
+	if ceiling < goal {
+		f.Target, f.NotTried = text, fmt.Sprintf("this run searched up to %d", ceiling)
+		return f
+	}
+	return f.goal(text, n >= goal)
 }
 
 // add appends figures to the scenario.
@@ -174,6 +190,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			target := f.Target
 			if f.Met != nil {
 				target += map[bool]string{true: " (met)", false: " (missed)"}[*f.Met]
+			}
+			if f.NotTried != "" {
+				target += " (not tried: " + f.NotTried + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", title, f.Name, formatValue(f.Value, f.Unit), base, ratio, target)
 		}

@@ -171,6 +171,28 @@ func TestListFragments(t *testing.T) {
 		}
 	})
 
+	// FragmentSelector is optional in the model: without it, every
+	// fragment of the stream, here in the order they arrived.
+	t.Run("no selector", func(t *testing.T) {
+		p := kinesisvideoarchivedmedia.NewListFragmentsPaginator(am, &kinesisvideoarchivedmedia.ListFragmentsInput{
+			StreamName: aws.String("cam"), MaxResults: aws.Int64(4)})
+		var got []string
+		pages := 0
+		bound := newPageBound(t, "ListFragments paginator without a selector")
+		for p.HasMorePages() {
+			bound.next()
+			page, err := p.NextPage(ctx(t))
+			gmFatalIf(t, err, "page %d", pages)
+			for _, f := range page.Fragments {
+				got = append(got, aws.ToString(f.FragmentNumber))
+			}
+			pages++
+		}
+		if pages != 4 || !slices.Equal(got, numbers) {
+			t.Errorf("%d pages holding %v, want 4 pages holding %v", pages, got, numbers)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
@@ -181,8 +203,6 @@ func TestListFragments(t *testing.T) {
 			{"unknown stream", &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("nope"),
 				FragmentSelector: gmRange(types.FragmentSelectorTypeServerTimestamp, producer(0), producer(1))}, 404,
 				&types.ResourceNotFoundException{Message: aws.String("The requested stream is not found or not active.")}},
-			{"no selector", &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("cam")}, 400,
-				&types.InvalidArgumentException{Message: aws.String("ListFragments needs a FragmentSelector or a NextToken.")}},
 			{"MaxResults 1001", &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("cam"), MaxResults: aws.Int64(1001),
 				FragmentSelector: gmRange(types.FragmentSelectorTypeServerTimestamp, producer(0), producer(1))}, 400,
 				&types.InvalidArgumentException{Message: aws.String("1 validation error detected: Value 1001 at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000")}},

@@ -344,8 +344,8 @@ func TestGetCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--stream", "nope"}, "ResourceNotFoundException"},
-		{[]string{"--stream", "nope", "--start", "yesterday"}, `--start "yesterday": want now, earliest, fragment=N, producer=TIME or server=TIME`},
-		{[]string{"--stream", "nope", "--start", "producer=soon"}, `time "soon" is neither RFC 3339 nor epoch seconds`},
+		{[]string{"--stream", "nope", "--start", "yesterday"}, `--start "yesterday": want now, earliest, fragment=N, producer=TIME, server=TIME or -DURATION (-1m)`},
+		{[]string{"--stream", "nope", "--start", "producer=soon"}, `time "soon": want RFC 3339 (2024-05-01T12:00:00.5Z), epoch seconds (1714564800.5), now, or a time before now (-1m, -1h30m)`},
 	} {
 		cmd := exec.CommandContext(ctx(t), binary, append([]string{"get", "--endpoint", srv.URL}, tc.args...)...)
 		cmd.Env = awsEnv(t)

@@ -118,7 +118,9 @@ func (s *Service) ListFragments(ctx context.Context, st *store.Stream, in *ListF
 			q.Field = store.ServerTime
 		}
 	default:
-		return nil, api.InvalidArgument("ListFragments needs a FragmentSelector or a NextToken.")
+		// FragmentSelector is optional in the model: without one, every
+		// fragment of the stream, in the order it arrived.
+		q = store.FragmentQuery{Field: store.ServerTime, From: time.UnixMilli(0), To: farFuture}
 	}
 	// One extra row tells whether another page exists.
 	q.Limit = limit + 1

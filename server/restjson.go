@@ -120,7 +120,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := api.As(err)
 	ri := info(r.Context())
 	ri.errTyp = e.Type
-	if e.Status >= 500 {
+	// A 501 is the answer for an operation not served yet, not a failure.
+	if e.Status >= 500 && e.Status != http.StatusNotImplemented {
 		ri.log.Error("request failed", "err", err)
 	}
 	key := "Message"

@@ -131,6 +131,7 @@ func New(cfg Config, svc *streams.Service) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: svc, routes: map[string]route{}, verifier: newVerifier(cfg),
 		bodies: semaphore.NewWeighted(cfg.UnauthenticatedBodyBytes), conns: newConnLimiter(cfg.MaxConnsPerIP, cfg.Logger)}
 	s.controlRoutes()
+	s.unservedRoutes()
 	if cfg.Ingest != nil {
 		s.handle("/putMedia", "PutMedia", s.putMedia, putMediaHeaders...)
 	}

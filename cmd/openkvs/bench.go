@@ -26,10 +26,6 @@ func benchCmd(args []string) error {
 	// is measured the way the openkvs server's is.
 	fs.BoolVar(&baseline, "baseline-server", false, "internal: serve the bench's baselines (started by the bench itself)")
 	fs.StringVar(&baselineDir, "baseline-data", "", "internal: the baseline server's `directory`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: openkvs bench [--quick] [--json FILE] [--target URL]\n\nMeasures an openkvs server (its own child, or --target) on loopback against\nbaselines measured in the same run, and prints a table.")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

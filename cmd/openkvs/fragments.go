@@ -24,7 +24,8 @@ Lists the stream's archived fragments with ListFragments, every page, as a
 table sorted by fragment number: number, producer timestamp, server
 timestamp (RFC 3339, UTC), duration in milliseconds and size in bytes.
 --from and --to select fragments by producer timestamp (by server timestamp
-with --server-time); TIME is RFC 3339 or epoch seconds. The default range is
+with --server-time); TIME is RFC 3339 (2024-05-01T12:00:00.5Z), epoch seconds
+(1714564800.5), now, or a time before now (-1m, -1h30m). The default range is
 from the Unix epoch to an hour from now.
 `
 
@@ -44,10 +45,6 @@ func fragments(args []string) error {
 	fs.StringVar(&to, "to", "", "latest fragment start `TIME` (default: an hour from now)")
 	fs.BoolVar(&serverTime, "server-time", false, "select by server timestamp instead of producer timestamp")
 	fs.Int64Var(&pageSize, "page-size", 1000, "`N` fragments per ListFragments call, 1 to 1000")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), fragmentsUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -119,7 +116,7 @@ func fragments(args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%d fragments, %d bytes, %.3f s\n", len(list), bytes, float64(millis)/1000)
+	fmt.Fprintf(os.Stderr, "%d fragments, %d bytes (%s), %.3f s\n", len(list), bytes, formatBytes(float64(bytes)), float64(millis)/1000)
 	return nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,40 +36,43 @@ whole fragment, so the output has no gap and no duplicate.
 --start picks the first fragment: now (the fragment being received, else the
 next one), earliest, fragment=N (the fragment after number N), or
 producer=TIME / server=TIME (the fragment holding TIME by producer or server
-timestamp). TIME is RFC 3339 (2024-05-01T12:00:00.5Z) or epoch seconds
-(1714564800.5). The default is earliest, or now with --follow.
+timestamp). TIME is RFC 3339 (2024-05-01T12:00:00.5Z), epoch seconds
+(1714564800.5), now, or a time before now (-1m, -1h30m); --start -1m alone is
+server=-1m. The default is earliest, or now with --follow.
 
 Without --follow, get ends once it has written every fragment the stream had
 begun when get started: it stops at the first fragment the server began
 receiving after that (by the server's clock, from the response's Date
 header), which it does not write, or when the stream sends nothing for
 --idle, as a finished stream does. With --follow it reads until interrupted.
-Progress goes to stderr.
+Progress goes to stderr. get does not write media to a terminal: give -o FILE
+or pipe it. --format mp4 awaits GetClip; until then remux the MKV without
+re-encoding: openkvs get --stream NAME -o x.mkv && ffmpeg -i x.mkv -c copy x.mp4
 `
 
 func get(args []string) error {
 	var c clientConfig
-	var stream, start, output string
+	var stream, start, output, format string
 	var follow, raw bool
 	var idle time.Duration
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	c.flags(fs)
 	fs.StringVar(&stream, "stream", "", "stream `name` (required)")
-	fs.StringVar(&start, "start", "", "`selector` of the first fragment: now, earliest, fragment=N, producer=TIME or server=TIME (default earliest, now with --follow)")
+	fs.StringVar(&start, "start", "", "`selector` of the first fragment: now, earliest, fragment=N, producer=TIME, server=TIME or -DURATION (default earliest, now with --follow)")
 	fs.BoolVar(&follow, "follow", false, "keep reading new fragments until interrupted")
 	fs.BoolVar(&raw, "raw", false, "write the GetMedia chunks exactly as received")
 	fs.StringVar(&output, "o", "-", "output `file`, - for stdout")
+	fs.StringVar(&format, "format", "mkv", "output `format`: mkv (mp4 once openkvs serves GetClip)")
 	fs.DurationVar(&idle, "idle", 2*time.Second, "without --follow, stop when the stream sends nothing for this long")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), getUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if stream == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return fmt.Errorf("get needs --stream and no arguments")
+	}
+	if err := checkGetOutput(format, output, stream); err != nil {
+		return err
 	}
 	sel, err := parseStart(start, follow)
 	if err != nil {
@@ -94,7 +96,7 @@ func get(args []string) error {
 	if err != nil {
 		return err
 	}
-	dates := &dateTransport{rt: http.DefaultTransport}
+	dates := &dateTransport{rt: dataTransport(cfg)}
 	opts := client.GetOptions{Endpoint: ep, Stream: stream, Start: sel, Follow: follow,
 		HTTPClient: &http.Client{Transport: dates}}
 	if !follow {
@@ -172,24 +174,12 @@ func parseStart(s string, follow bool) (client.StartSelector, error) {
 		}
 		return client.StartSelector{Type: typ, Timestamp: t}, nil
 	}
-	return client.StartSelector{}, fmt.Errorf("--start %q: want now, earliest, fragment=N, producer=TIME or server=TIME", s)
-}
-
-// parseTime reads RFC 3339 or epoch seconds with an optional fraction.
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	if d, ok := relativeTime(s); ok && !hasValue {
+		// A time before now (by this clock) selects by server timestamp:
+		// where the stream was then, whatever clock its producer has.
+		return client.StartSelector{Type: client.StartServerTimestamp, Timestamp: time.Now().Add(d)}, nil
 	}
-	secs, frac, _ := strings.Cut(s, ".")
-	sec, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil || len(frac) > 9 || strings.Trim(frac, "0123456789") != "" || strings.HasPrefix(secs, "+") {
-		return time.Time{}, fmt.Errorf("time %q is neither RFC 3339 nor epoch seconds", s)
-	}
-	ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
-	if strings.HasPrefix(secs, "-") {
-		ns = -ns
-	}
-	return time.Unix(sec, ns), nil
+	return client.StartSelector{}, fmt.Errorf("--start %q: want now, earliest, fragment=N, producer=TIME, server=TIME or -DURATION (-1m)", s)
 }
 
 // openOutput opens FILE, or stdout for "-", buffered: the caller flushes

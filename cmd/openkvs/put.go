@@ -30,7 +30,7 @@ type clientConfig struct {
 }
 
 func (c *clientConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.endpoint, "endpoint", "http://127.0.0.1:4567", "`URL` of the openkvs (or KVS) control plane")
+	fs.StringVar(&c.endpoint, "endpoint", "", endpointHelp)
 	fs.StringVar(&c.region, "region", "us-east-1", "AWS `region` to sign requests for")
 }
 
@@ -44,7 +44,7 @@ func (c *clientConfig) aws(ctx context.Context) (aws.Config, bool, error) {
 	if err != nil {
 		return aws.Config{}, false, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	cfg.BaseEndpoint = aws.String(c.endpoint)
+	c.setEndpoint(&cfg)
 	// KVS limits calls per stream (ListFragments, GetMedia: 5 per second)
 	// with ClientLimitExceededException: back off and retry it as the SDK
 	// does throttling, so that paging a long archive does not fail.
@@ -84,10 +84,6 @@ func put(args []string) error {
 	fs.BoolVar(&create, "create", false, "create the stream if it does not exist")
 	fs.IntVar(&retention, "retention", 24, "data retention in `hours` of a stream made by --create")
 	fs.BoolVar(&realtime, "realtime", false, "send frames at the pace of their timecodes, as a camera would")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: openkvs put --stream NAME [--create] [--realtime] FILE|-\n\nStreams an MKV file (or stdin) to PutMedia, re-sending what was not yet\npersisted after a dropped connection.")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -123,6 +119,7 @@ func put(args []string) error {
 	if aws.ToInt32(info.DataRetentionInHours) == 0 {
 		opts.AckOn = "RECEIVED" // a stream that keeps no data sends no PERSISTED
 	}
+	opts.HTTPClient = &http.Client{Transport: dataTransport(cfg)}
 	if signed {
 		opts.Sign = signer(cfg, c.region)
 	}
