@@ -385,9 +385,10 @@ func TestPlaybackLive(t *testing.T) {
 	}
 }
 
-var fragmentNumberParam = regexp.MustCompile(`FragmentNumber=([0-9]+)`)
+var fragmentNumberParam = regexp.MustCompile(`(?m)^get(?:MP4MediaFragment\.mp4|TSFragment\.ts)\?FragmentNumber=([0-9]+)`)
 
-// fragmentNumbers lists the fragment numbers a media playlist names.
+// fragmentNumbers lists the fragment numbers of a media playlist's segments
+// (not of its low-latency parts).
 func fragmentNumbers(pl string) []string {
 	var out []string
 	for _, m := range fragmentNumberParam.FindAllStringSubmatch(pl, -1) {
@@ -650,5 +651,73 @@ func TestPlaybackAuth(t *testing.T) {
 	master := getOK(t, aws.ToString(out.HLSStreamingSessionURL))
 	if !bytes.HasPrefix(master, []byte("#EXTM3U\n")) {
 		t.Errorf("master playlist %q", master)
+	}
+}
+
+// TestPlaybackLowLatency follows a stream a producer is sending through a
+// LIVE session's low-latency parts: the playlist announces them, a blocking
+// reload returns once the next part exists, and the preload-hinted part is
+// served as soon as its frames arrived.
+func TestPlaybackLowLatency(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "--playlist-calls-per-second", "100000")
+	cx := ctx(t)
+	if _, err := srv.control().CreateStream(cx, &kinesisvideo.CreateStreamInput{StreamName: aws.String("ll"), DataRetentionInHours: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	persisted := make(chan struct{}, 10)
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Put(cx, client.PutOptions{Endpoint: srv.URL, Stream: "ll", TimecodeType: "RELATIVE", Realtime: true,
+			OnAck: func(a client.Ack) {
+				if a.EventType == "PERSISTED" {
+					persisted <- struct{}{}
+				}
+			}}, bytes.NewReader(media(t, "h264_aac.mkv")))
+		done <- err
+	}()
+	select {
+	case <-persisted:
+	case err := <-done:
+		t.Fatalf("producer ended before its first fragment was persisted: %v", err)
+	}
+	u := hlsURL(t, srv, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("ll"),
+		DiscontinuityMode: amtypes.HLSDiscontinuityModeOnDiscontinuity})
+	base := strings.Replace(u, "getHLSMasterPlaylist.m3u8", "getHLSMediaPlaylist.m3u8", 1) + "&TrackNumber=1"
+	pl := string(getOK(t, base))
+	for _, tag := range []string{"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6\n", "#EXT-X-PART-INF:PART-TARGET=0.2\n", "#EXT-X-PRELOAD-HINT:TYPE=PART,URI="} {
+		if !strings.Contains(pl, tag) {
+			t.Fatalf("low-latency playlist lacks %q:\n%s", tag, pl)
+		}
+	}
+	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+PartNumber=([0-9]+))"`).FindStringSubmatch(pl)
+	msn := mediaSequence(t, pl) + strings.Count(pl, "#EXTINF:")
+	// Block until the hinted part is listed, as hls.js asks.
+	reload := fmt.Sprintf("%s&_HLS_msn=%d&_HLS_part=%s", base, msn, hint[2])
+	next := string(getOK(t, reload))
+	if !strings.Contains(next, hint[1]+`"`) || strings.Contains(next, `PRELOAD-HINT:TYPE=PART,URI="`+hint[1]+`"`) {
+		t.Errorf("blocking reload for part %s of %d does not list it as a part:\n%s", hint[2], msn, next)
+	}
+	// The hinted part: one moof+mdat of a few frames, at most a part target long.
+	part := getOK(t, srv.URL+"/hls/v1/"+hint[1])
+	file, err := mp4.DecodeFile(bytes.NewReader(part))
+	if err != nil || len(file.Segments) != 1 {
+		t.Fatalf("part: %v", err)
+	}
+	trun := file.Segments[0].Fragments[0].Moof.Traf.Trun
+	var ticks uint64
+	for _, s := range trun.Samples {
+		ticks += uint64(s.Dur)
+	}
+	if n := trun.SampleCount(); n < 1 || n > 7 || ticks > 90000*210/1000 {
+		t.Errorf("part holds %d samples lasting %d ticks, want a part of about 200 ms", n, ticks)
+	}
+	// Far beyond the live edge is an error, not a wait.
+	status, _, body := httpGet(t, fmt.Sprintf("%s&_HLS_msn=%d", base, msn+3))
+	if status != http.StatusBadRequest {
+		t.Errorf("_HLS_msn 3 ahead: %d %s, want 400", status, body)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

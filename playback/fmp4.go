@@ -150,21 +150,9 @@ func (f *Fragment) MediaSegment(track uint64, seq uint32, start, duration time.D
 		end = start + duration
 	}
 	times := t.timeline(c, c.timeScale(), start, end)
-	samples := make([]*fmp4.Sample, len(t.Samples))
-	for i, s := range t.Samples {
-		payload := s.Payload
-		if c.kind != kindAAC {
-			if payload, err = c.avcc(payload); err != nil {
-				return nil, fmt.Errorf("track %d frame %d: %w", track, i, err)
-			}
-		}
-		st := times[i]
-		samples[i] = &fmp4.Sample{
-			Duration:        uint32(st.duration),
-			PTSOffset:       int32(st.pts - st.dts),
-			IsNonSyncSample: c.kind != kindAAC && !s.Keyframe,
-			Payload:         payload,
-		}
+	samples, err := t.fmp4Samples(c, times, 0, len(t.Samples))
+	if err != nil {
+		return nil, err
 	}
 	if times[0].dts < 0 {
 		return nil, fmt.Errorf("track %d: the fragment's first decode time is before the timeline's origin: start it later", track)
@@ -175,4 +163,27 @@ func (f *Fragment) MediaSegment(track uint64, seq uint32, start, duration time.D
 		return nil, fmt.Errorf("track %d: write media segment: %w", track, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// fmp4Samples makes the fMP4 samples of the track's frames [from, to).
+func (t *Track) fmp4Samples(c *codec, times []sampleTime, from, to int) ([]*fmp4.Sample, error) {
+	samples := make([]*fmp4.Sample, 0, to-from)
+	for i := from; i < to; i++ {
+		s := t.Samples[i]
+		payload := s.Payload
+		if c.kind != kindAAC {
+			var err error
+			if payload, err = c.avcc(payload); err != nil {
+				return nil, fmt.Errorf("track %d frame %d: %w", t.Number, i, err)
+			}
+		}
+		st := times[i]
+		samples = append(samples, &fmp4.Sample{
+			Duration:        uint32(st.duration),
+			PTSOffset:       int32(st.pts - st.dts),
+			IsNonSyncSample: c.kind != kindAAC && !s.Keyframe,
+			Payload:         payload,
+		})
+	}
+	return samples, nil
 }

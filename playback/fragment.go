@@ -85,6 +85,16 @@ func fromHeader(h *mkv.Header) *Fragment {
 // fragment's Cluster and any elements that followed it. The Fragment does not alias
 // either slice.
 func Parse(header, cluster []byte) (*Fragment, error) {
+	return parse(header, cluster, false)
+}
+
+// ParsePrefix splits a fragment that is still arriving: cluster holds its bytes
+// so far, and frames cut off at the end are left out.
+func ParsePrefix(header, cluster []byte) (*Fragment, error) {
+	return parse(header, cluster, true)
+}
+
+func parse(header, cluster []byte, prefix bool) (*Fragment, error) {
 	sp := mkv.NewSplitter(io.MultiReader(bytes.NewReader(header), bytes.NewReader(cluster)), mkv.SplitterOptions{})
 	defer sp.Close()
 	var (
@@ -95,7 +105,7 @@ func Parse(header, cluster []byte) (*Fragment, error) {
 	)
 	for {
 		ev, err := sp.Next()
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || prefix && f != nil && errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
 		if err != nil {
@@ -131,7 +141,7 @@ func Parse(header, cluster []byte) (*Fragment, error) {
 			t.Samples = append(t.Samples, s)
 		}
 	}
-	if fragments != 1 {
+	if fragments != 1 && !(prefix && f != nil && fragments == 0) {
 		return nil, errNotOneFragment
 	}
 	for _, t := range f.Tracks {

@@ -13,6 +13,13 @@ func FuzzRemux(f *testing.F) {
 		f.Add(s.header, s.cluster)
 	}
 	f.Fuzz(func(t *testing.T, header, cluster []byte) {
+		if fr, err := ParsePrefix(header, cluster); err == nil {
+			for _, tr := range fr.Tracks {
+				for _, p := range tr.Parts(200*time.Millisecond, false, 0) {
+					_, _ = fr.PartSegment(tr.Number, 1, time.Hour, p)
+				}
+			}
+		}
 		fr, err := Parse(header, cluster)
 		if err != nil {
 			return

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -81,9 +82,13 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 		pl, err = svc.HLSMaster(ctx, token)
 	case !dash && name == "getHLSMediaPlaylist.m3u8":
 		var track uint64
+		var block *streaming.Blocking
 		if track, err = trackNumber(q); err == nil {
+			block, err = blocking(q)
+		}
+		if err == nil {
 			ct = contentM3U8
-			pl, err = svc.HLSMedia(ctx, token, track)
+			pl, err = svc.HLSMedia(ctx, token, track, block)
 		}
 	case dash && name == "getDASHManifest.mpd":
 		ct = contentMPD
@@ -104,9 +109,13 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 		}
 	case name == "getMP4MediaFragment.mp4":
 		var track uint64
-		if track, err = trackNumber(q); err == nil {
+		part := int64(-1)
+		if track, err = trackNumber(q); err == nil && !dash {
+			part, err = optionalNumber(q, "PartNumber")
+		}
+		if err == nil {
 			ct = contentMP4
-			seg, err = svc.MediaSegment(ctx, token, q.Get("FragmentNumber"), track, dash)
+			seg, err = svc.MediaSegment(ctx, token, q.Get("FragmentNumber"), track, dash, int(part))
 		}
 	case !dash && name == "getTSFragment.ts":
 		ct = contentTS
@@ -146,12 +155,38 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-// trackNumber reads the TrackNumber parameter: 1 or 2.
-func trackNumber(q map[string][]string) (uint64, error) {
-	v := ""
-	if vs := q["TrackNumber"]; len(vs) > 0 {
-		v = vs[0]
+// blocking reads the low-latency HLS parameters of a playlist request
+// (RFC 8216bis §6.2.5.2): nil without _HLS_msn.
+func blocking(q url.Values) (*streaming.Blocking, error) {
+	msn, err := optionalNumber(q, "_HLS_msn")
+	if err != nil || msn < 0 {
+		if q.Has("_HLS_part") && err == nil {
+			return nil, api.InvalidArgument("_HLS_part needs _HLS_msn.")
+		}
+		return nil, err
 	}
+	part, err := optionalNumber(q, "_HLS_part")
+	if err != nil {
+		return nil, err
+	}
+	return &streaming.Blocking{MSN: msn, Part: part}, nil
+}
+
+// optionalNumber reads a non-negative integer parameter, -1 when absent.
+func optionalNumber(q url.Values, name string) (int64, error) {
+	if !q.Has(name) {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(q.Get(name), 10, 64)
+	if err != nil || n < 0 {
+		return 0, api.InvalidArgument("%s %q is not a number.", name, q.Get(name))
+	}
+	return n, nil
+}
+
+// trackNumber reads the TrackNumber parameter: 1 or 2.
+func trackNumber(q url.Values) (uint64, error) {
+	v := q.Get("TrackNumber")
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n < 1 || n > 2 {
 		return 0, api.InvalidArgument("TrackNumber %q must be 1 or 2.", v)

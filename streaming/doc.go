@@ -29,6 +29,10 @@
 //   - Segments place each fragment at its timestamp (of the session's
 //     selector) since the Unix epoch: tfdt in 90 kHz or the audio sample
 //     rate, and DASH timelines in milliseconds.
+//   - LIVE fMP4 HLS sessions add low-latency HLS (lowlatency.go): parts of the
+//     fragment being ingested, read from the live hub, a preload hint and
+//     blocking reloads; the media sequence number a part announces is the
+//     index its fragment gets once the catalog lists it.
 //   - DASH: one Period per codec setup, SegmentTemplate with $Number$ (the
 //     session index, which getMP4MediaFragment.mp4 accepts besides a fragment
 //     number), a SegmentTimeline, static for ON_DEMAND and for a LIVE_REPLAY

@@ -10,6 +10,7 @@ import (
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/playback"
+	"github.com/openkvs/openkvs/store"
 )
 
 // Playlist is a rendered playlist or manifest.
@@ -58,26 +59,66 @@ func (s *Service) HLSMaster(ctx context.Context, token string) (*Playlist, error
 	return &Playlist{Body: []byte(b.String()), Final: true}, nil
 }
 
-// HLSMedia renders the media playlist of one track (kvs-playback.md §1).
-func (s *Service) HLSMedia(ctx context.Context, token string, track uint64) (*Playlist, error) {
-	sess, err := s.open(ctx, token, kindHLS, func(l limiters) error { return allow(l.playlist, "playlist") })
+// HLSMedia renders the media playlist of one track (kvs-playback.md §1). For a
+// low-latency session, block asks to wait until the playlist reaches a part
+// (RFC 8216bis §6.2.5.2); nil asks for the playlist as it is.
+func (s *Service) HLSMedia(ctx context.Context, token string, track uint64, block *Blocking) (*Playlist, error) {
+	check := func(l limiters) error { return allow(l.playlist, "playlist") }
+	if block != nil {
+		// Blocking reloads are paced by the media: a budget of their own.
+		check = func(l limiters) error { return allow(l.blocking, "blocking playlist") }
+	}
+	sess, err := s.open(ctx, token, kindHLS, check)
 	if err != nil {
 		return nil, err
 	}
+	if block != nil && !s.lowLatency(sess) {
+		return nil, api.InvalidArgument("_HLS_msn and _HLS_part are for LIVE sessions of fragmented MP4.")
+	}
+	ctx, cancel := context.WithTimeout(ctx, blockLimit)
+	defer cancel()
+	for {
+		pl, tail, end, err := s.renderMedia(ctx, sess, token, track)
+		if err != nil || block == nil || end.reaches(*block) {
+			return pl, err
+		}
+		// RFC 8216bis §6.2.5.2: more than two segments ahead is an error.
+		if block.MSN > end.msn+2 {
+			return nil, api.InvalidArgument("_HLS_msn %d is more than two fragments after the newest, %d.", block.MSN, end.msn)
+		}
+		s.waitChange(ctx, sess, tail)
+		if ctx.Err() != nil {
+			// Waited long enough: the playlist as it is.
+			pl, _, _, err := s.renderMedia(context.WithoutCancel(ctx), sess, token, track)
+			return pl, err
+		}
+	}
+}
+
+// renderMedia writes the media playlist as the session stands now.
+func (s *Service) renderMedia(ctx context.Context, sess *session, token string, track uint64) (*Playlist, []*hubFragment, edge, error) {
 	if err := s.refresh(ctx, sess); err != nil {
-		return nil, err
+		return nil, nil, edge{}, err
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if len(sess.entries) == 0 {
-		return nil, noFragments()
+		return nil, nil, edge{}, noFragments()
 	}
 	if err := s.checkTrack(ctx, sess, track); err != nil {
-		return nil, err
+		return nil, nil, edge{}, err
 	}
 	tok := sess.tok
 	q := "SessionToken=" + token
 	ended := sess.ended()
+	ll := s.lowLatency(sess)
+	var tail []*hubFragment
+	if ll {
+		var err error
+		if tail, err = s.tail(sess); err != nil {
+			return nil, nil, edge{}, err
+		}
+	}
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n")
 	if tok.Mode == ModeOnDemand {
@@ -87,7 +128,15 @@ func (s *Service) HLSMedia(ctx context.Context, token string, track uint64) (*Pl
 	for _, e := range sess.entries {
 		target = max(target, int(math.Ceil(e.f.Duration.Seconds())))
 	}
-	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", target, sess.entries[0].index)
+	for _, h := range tail {
+		target = max(target, int(math.Ceil(h.duration.Seconds())))
+	}
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	if ll {
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s\n#EXT-X-PART-INF:PART-TARGET=%s\n",
+			seconds(partHoldBack), seconds(partTarget))
+	}
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", sess.entries[0].index)
 	if sess.slidDisc > 0 {
 		// The recommended reading of RFC 8216 §4.3.3.3 that AWS misses
 		// (kvs-playback.md §2): discontinuities that slid out of the window.
@@ -108,6 +157,15 @@ func (s *Service) HLSMedia(ctx context.Context, token string, track uint64) (*Pl
 		if tok.DisplayTimestamp {
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", sess.fragmentTime(e.f).UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
+		if ll && i >= len(sess.entries)-partedEntries {
+			if f := s.hub.Stream(tok.Stream).Get(e.f.Number); f != nil {
+				if h, err := snapshot(f); err == nil && h.complete {
+					if parts, err := h.parts(track); err == nil {
+						writeParts(&b, parts, e.f.Number, q, track)
+					}
+				}
+			}
+		}
 		fmt.Fprintf(&b, "#EXTINF:%s,\n", seconds(e.f.Duration))
 		if tok.Container == ContainerFMP4 {
 			fmt.Fprintf(&b, "getMP4MediaFragment.mp4?FragmentNumber=%s&%s&TrackNumber=%d\n", e.f.Number, q, track)
@@ -115,13 +173,41 @@ func (s *Service) HLSMedia(ctx context.Context, token string, track uint64) (*Pl
 			fmt.Fprintf(&b, "getTSFragment.ts?FragmentNumber=%s&%s\n", e.f.Number, q)
 		}
 	}
+	end := edge{msn: sess.entries[len(sess.entries)-1].index, parts: -1}
+	prev := sess.last
+	for i, h := range tail {
+		msn := sess.next + int64(i)
+		start := s.hubTime(sess, h.meta)
+		if disc := tok.Discontinuity == DiscontinuityAlways ||
+			tok.Discontinuity == DiscontinuityOnGap && gap(start, sess.fragmentTime(prev).Add(prev.Duration)); disc {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if tok.DisplayTimestamp {
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", start.UTC().Format("2006-01-02T15:04:05.000Z"))
+		}
+		parts, err := h.parts(track)
+		if err != nil {
+			return nil, nil, edge{}, remuxError(err)
+		}
+		writeParts(&b, parts, h.meta.Number, q, track)
+		if h.complete {
+			fmt.Fprintf(&b, "#EXTINF:%s,\n", seconds(h.duration))
+			fmt.Fprintf(&b, "getMP4MediaFragment.mp4?FragmentNumber=%s&%s&TrackNumber=%d\n", h.meta.Number, q, track)
+			end = edge{msn: msn, parts: -1}
+			prev = &store.Fragment{ProducerTime: h.meta.ProducerTime, ServerTime: h.meta.ServerTime, Duration: h.duration}
+			continue
+		}
+		n := finalParts(parts)
+		end = edge{msn: msn, parts: n}
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", partURI(h.meta.Number, q, track, n))
+	}
 	if ended {
 		if tok.Discontinuity == DiscontinuityAlways {
 			b.WriteString("#EXT-X-DISCONTINUITY\n") // as AWS ends its ALWAYS playlists
 		}
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
-	return &Playlist{Body: []byte(b.String()), Final: ended}, nil
+	return &Playlist{Body: []byte(b.String()), Final: ended}, tail, end, nil
 }
 
 // seconds formats a duration with at most 3 decimals, trailing zeros cut.

@@ -69,16 +69,33 @@ func (s *Service) InitSegment(ctx context.Context, token string, track uint64, s
 	return &Segment{Body: body, ETag: fmt.Sprintf(`"i-%x-%d"`, h.sum[:8], track)}, nil
 }
 
-// MediaSegment renders one track of a fragment as an fMP4 media segment. The
-// fragment is named by its number, or (DASH templates) by its session index.
-func (s *Service) MediaSegment(ctx context.Context, token, fragment string, track uint64, dash bool) (*Segment, error) {
+// MediaSegment renders one track of a fragment as an fMP4 media segment, or
+// (part >= 0, low-latency HLS) one of its parts. The fragment is named by its
+// number, or (DASH templates) by its session index. A fragment the catalog does
+// not list yet is served from the live hub.
+func (s *Service) MediaSegment(ctx context.Context, token, fragment string, track uint64, dash bool, part int) (*Segment, error) {
 	kind := kindHLS
 	if dash {
 		kind = kindDASH
 	}
-	sess, err := s.open(ctx, token, kind, func(l limiters) error { return allow(l.fragment, "media fragment") })
+	check := func(l limiters) error { return allow(l.fragment, "media fragment") }
+	if part >= 0 {
+		check = func(l limiters) error { return allow(l.part, "part") }
+	}
+	sess, err := s.open(ctx, token, kind, check)
 	if err != nil {
 		return nil, err
+	}
+	if part >= 0 && !s.lowLatency(sess) {
+		return nil, api.InvalidArgument("PartNumber is for LIVE sessions of fragmented MP4.")
+	}
+	etag := fmt.Sprintf(`"m-%s-%d-%d-%d"`, fragment, sess.tok.Field, track, part)
+	if s.lowLatency(sess) && len(fragment) == numberDigits {
+		// The newest fragments are in the hub, maybe not yet in the catalog.
+		body, err := s.hubSegment(ctx, sess, fragment, track, part)
+		if err != nil || body != nil {
+			return &Segment{Body: body, ETag: etag}, err
+		}
 	}
 	f, err := s.resolve(ctx, sess, fragment)
 	if err != nil {
@@ -88,11 +105,30 @@ func (s *Service) MediaSegment(ctx context.Context, token, fragment string, trac
 	if err != nil {
 		return nil, err
 	}
-	body, err := frag.MediaSegment(track, uint32(store.FragmentSequence(f.Number)), sinceEpoch(sess.fragmentTime(f)), f.Duration)
+	start, seq := sinceEpoch(sess.fragmentTime(f)), uint32(store.FragmentSequence(f.Number))
+	var body []byte
+	if part < 0 {
+		body, err = frag.MediaSegment(track, seq, start, f.Duration)
+	} else {
+		body, err = archivedPart(frag, track, seq, start, f.Duration, part)
+	}
 	if err != nil {
 		return nil, remuxError(err)
 	}
-	return &Segment{Body: body, ETag: fmt.Sprintf(`"m-%s-%d-%d"`, f.Number, sess.tok.Field, track)}, nil
+	return &Segment{Body: body, ETag: fmt.Sprintf(`"m-%s-%d-%d-%d"`, f.Number, sess.tok.Field, track, part)}, nil
+}
+
+// archivedPart renders a part of a fragment the hub no longer holds.
+func archivedPart(frag *playback.Fragment, track uint64, seq uint32, start, duration time.Duration, part int) ([]byte, error) {
+	t, err := frag.Track(track)
+	if err != nil {
+		return nil, err
+	}
+	parts := t.Parts(partTarget, true, duration)
+	if part >= len(parts) {
+		return nil, api.ResourceNotFound("The fragment has no part %d.", part)
+	}
+	return frag.PartSegment(track, seq, start, parts[part])
 }
 
 // TSFragment renders a fragment, every track, as one MPEG-TS segment.

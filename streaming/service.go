@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/playback"
 	"github.com/openkvs/openkvs/store"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	Logger            *slog.Logger
 	// Now is the clock; tests may stop it.
 	Now func() time.Time
+	// Hub, when set, is the live hub of the streams: LIVE HLS sessions then
+	// list the fragment being ingested as low-latency parts.
+	Hub *live.Hub
 }
 
 func (o *Options) setDefaults() {
@@ -56,6 +60,7 @@ func (o *Options) setDefaults() {
 type Service struct {
 	catalog store.Catalog
 	blobs   store.Blobs
+	hub     *live.Hub
 	opts    Options
 
 	mu       sync.Mutex
@@ -82,7 +87,7 @@ func New(catalog store.Catalog, blobs store.Blobs, opts Options) (*Service, erro
 	if len(opts.Key) < 16 {
 		return nil, errors.New("streaming: the session key must have at least 16 bytes")
 	}
-	return &Service{catalog: catalog, blobs: blobs, opts: opts, sessions: map[[8]byte]*session{},
+	return &Service{catalog: catalog, blobs: blobs, hub: opts.Hub, opts: opts, sessions: map[[8]byte]*session{},
 		byStream: map[int64][][8]byte{}, revoked: map[[8]byte]time.Time{}, headers: map[string]*header{}}, nil
 }
 
@@ -351,13 +356,25 @@ func (s *Service) header(ctx context.Context, key string) (*header, error) {
 // limiters are one session's request rates.
 type limiters struct {
 	playlist, init, fragment *rate.Limiter
+	// Low-latency HLS requests, several per second and track by design,
+	// are paced by the media (they wait for it), so they get budgets of
+	// their own: lowLatencyFactor times those above.
+	blocking, part *rate.Limiter
 }
 
+// lowLatencyFactor sizes the budgets of blocking playlist reloads and parts.
+const lowLatencyFactor = 4
+
 func newLimiters(o Options) limiters {
+	limiter := func(perSecond float64) *rate.Limiter {
+		return rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
+	}
 	return limiters{
-		playlist: rate.NewLimiter(rate.Limit(o.PlaylistsPerSecond), max(1, int(o.PlaylistsPerSecond))),
-		init:     rate.NewLimiter(rate.Limit(o.InitsPerSecond), max(1, int(o.InitsPerSecond))),
-		fragment: rate.NewLimiter(rate.Limit(o.FragmentsPerSecond), max(1, int(o.FragmentsPerSecond))),
+		playlist: limiter(o.PlaylistsPerSecond),
+		init:     limiter(o.InitsPerSecond),
+		fragment: limiter(o.FragmentsPerSecond),
+		blocking: limiter(lowLatencyFactor * o.PlaylistsPerSecond),
+		part:     limiter(lowLatencyFactor * o.FragmentsPerSecond),
 	}
 }
 

@@ -189,10 +189,7 @@ func (s *Service) add(ctx context.Context, sess *session, f *store.Fragment) err
 	case DiscontinuityAlways:
 		e.disc = true
 	case DiscontinuityOnGap:
-		if prev != nil {
-			gap := sess.fragmentTime(f).Sub(sess.fragmentTime(prev).Add(prev.Duration))
-			e.disc = gap > discontinuityGap || gap < -discontinuityGap
-		}
+		e.disc = prev != nil && gap(sess.fragmentTime(f), sess.fragmentTime(prev).Add(prev.Duration))
 	}
 	// A new codec setup needs a new init segment, which HLS may only
 	// switch to at a discontinuity.
@@ -211,4 +208,11 @@ func (sess *session) lookup(index int64) (entry, bool) {
 		}
 	}
 	return entry{}, false
+}
+
+// gap reports whether a fragment starting at start, after one that ended at
+// end, is a discontinuity: a gap or overlap of more than 50 ms.
+func gap(start, end time.Time) bool {
+	d := start.Sub(end)
+	return d > discontinuityGap || d < -discontinuityGap
 }

@@ -150,7 +150,7 @@ func (f *fixture) hls(in HLSInput) (string, error) {
 
 func (f *fixture) media(token string) string {
 	f.t.Helper()
-	pl, err := f.svc.HLSMedia(context.Background(), token, 1)
+	pl, err := f.svc.HLSMedia(context.Background(), token, 1, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -230,20 +230,20 @@ func TestTokenLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.HLSMedia(context.Background(), tok, 1); !api.IsType(err, "NotAuthorizedException") || api.As(err).Status != 403 {
+	if _, err := other.HLSMedia(context.Background(), tok, 1, nil); !api.IsType(err, "NotAuthorizedException") || api.As(err).Status != 403 {
 		t.Errorf("token under another key: %v, want a 403", err)
 	}
 	restarted, err := New(f.catalog, f.blobs, Options{Key: bytes.Repeat([]byte{7}, 32), Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := restarted.HLSMedia(context.Background(), tok, 1); err != nil {
+	if _, err := restarted.HLSMedia(context.Background(), tok, 1, nil); err != nil {
 		t.Errorf("token after a restart: %v", err)
 	}
 	f.clock.advance(299 * time.Second)
 	f.media(tok)
 	f.clock.advance(time.Second)
-	_, err = f.svc.HLSMedia(context.Background(), tok, 1)
+	_, err = f.svc.HLSMedia(context.Background(), tok, 1, nil)
 	if e := api.As(err); e.Status != 403 || e.Message != "Streaming session token is expired." {
 		t.Errorf("after 300 s: %v, want 403 expired", err)
 	}

@@ -79,12 +79,12 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if err != nil {
 		return nil, err
 	}
-	m.streaming.Key, m.streaming.Logger = key, log
+	hub := live.NewHub(m.live)
+	m.streaming.Key, m.streaming.Logger, m.streaming.Hub = key, log, hub
 	sessions, err := streaming.New(catalog, blobs, m.streaming)
 	if err != nil {
 		return nil, err
 	}
-	hub := live.NewHub(m.live)
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
 	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log}
 	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration

@@ -1,0 +1,229 @@
+package streaming
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/playback"
+	"github.com/openkvs/openkvs/store"
+)
+
+// Low-latency HLS (RFC 8216bis §4.4.4.9, §4.4.5.2, §6.2.5.2): LIVE fMP4 sessions
+// also list the fragment being ingested as parts of about partTarget, cut at
+// frame boundaries from the bytes the live hub holds, with a preload hint for
+// the next part and blocking playlist reloads. The tags are ignored by players
+// that do not know them, which play the same playlist as plain HLS, so it is
+// always on rather than an option.
+const (
+	partTarget   = 200 * time.Millisecond
+	partHoldBack = 3 * partTarget // RFC 8216bis: at least three part targets
+	// blockLimit bounds how long a blocking request waits for its part or
+	// playlist: three target durations of 2 s fragments.
+	blockLimit = 6 * time.Second
+	// partedEntries is how many of the newest listed fragments keep their
+	// parts in the playlist, so players that loaded parts find them.
+	partedEntries = 2
+)
+
+// lowLatency reports whether the session's media playlists carry parts.
+func (s *Service) lowLatency(sess *session) bool {
+	return s.hub != nil && sess.tok.Mode == ModeLive && sess.tok.Kind == kindHLS && sess.tok.Container == ContainerFMP4
+}
+
+// hubFragment is a fragment as the live hub holds it now.
+type hubFragment struct {
+	live     *live.Fragment
+	meta     live.Meta
+	data     []byte // the bytes ingested so far
+	complete bool
+	duration time.Duration // when complete
+	parsed   *playback.Fragment
+}
+
+// snapshot copies what the hub has of f without waiting, and parses it.
+func snapshot(f *live.Fragment) (*hubFragment, error) {
+	h := &hubFragment{live: f, meta: f.Meta()}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		p, done, err := f.Next(cancelled, len(h.data))
+		h.data = append(h.data, p...)
+		if err != nil || done {
+			break
+		}
+	}
+	h.duration, h.complete = f.Duration()
+	var err error
+	if h.complete {
+		h.parsed, err = playback.Parse(h.meta.Header, h.data)
+	} else {
+		h.parsed, err = playback.ParsePrefix(h.meta.Header, h.data)
+	}
+	if err != nil {
+		return nil, remuxError(fmt.Errorf("fragment %s: %w", h.meta.Number, err))
+	}
+	return h, nil
+}
+
+// parts returns the track's parts in the hub's fragment.
+func (h *hubFragment) parts(track uint64) ([]playback.Part, error) {
+	t, err := h.parsed.Track(track)
+	if err != nil {
+		return nil, err
+	}
+	return t.Parts(partTarget, h.complete, h.duration), nil
+}
+
+// tail returns the fragments the hub holds beyond the session's newest listed
+// one: complete ones the catalog has not listed yet, then the one in progress.
+// It stops at a fragment with another codec setup, which waits for the catalog.
+func (s *Service) tail(sess *session) ([]*hubFragment, error) {
+	stream := s.hub.Stream(sess.tok.Stream)
+	after := ""
+	if sess.last != nil {
+		after = sess.last.Number
+	}
+	lastSum := sess.sums[len(sess.sums)-1]
+	var out []*hubFragment
+	for {
+		f, err := stream.After(context.Background(), after, false)
+		if err != nil || f == nil {
+			return out, nil
+		}
+		after = f.Meta().Number
+		if _, complete := f.Duration(); !complete && stream.Current() != f {
+			continue // aborted: never archived, never listed
+		}
+		if sha256.Sum256(f.Meta().Header) != lastSum {
+			return out, nil
+		}
+		h, err := snapshot(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+}
+
+// writeParts lists a fragment's parts of the track.
+func writeParts(b *strings.Builder, parts []playback.Part, number, q string, track uint64) {
+	for i, p := range parts {
+		if !p.Final {
+			break
+		}
+		fmt.Fprintf(b, "#EXT-X-PART:DURATION=%s,URI=\"%s\"", seconds(p.Duration), partURI(number, q, track, i))
+		if p.Independent {
+			b.WriteString(",INDEPENDENT=YES")
+		}
+		b.WriteString("\n")
+	}
+}
+
+func partURI(number, q string, track uint64, part int) string {
+	return fmt.Sprintf("getMP4MediaFragment.mp4?FragmentNumber=%s&%s&TrackNumber=%d&PartNumber=%d", number, q, track, part)
+}
+
+// finalParts counts the parts no more frames will join.
+func finalParts(parts []playback.Part) int {
+	n := 0
+	for _, p := range parts {
+		if p.Final {
+			n++
+		}
+	}
+	return n
+}
+
+// Blocking is a playlist request's _HLS_msn and _HLS_part (-1 when absent).
+type Blocking struct {
+	MSN, Part int64
+}
+
+// edge is where a rendered low-latency playlist ends.
+type edge struct {
+	msn   int64 // the newest fragment listed, whole or in parts
+	parts int   // its final parts, -1 when it is listed whole
+}
+
+// reaches reports whether a playlist ending at e satisfies the blocking request.
+func (e edge) reaches(b Blocking) bool {
+	switch {
+	case e.msn > b.MSN:
+		return true
+	case e.msn < b.MSN:
+		return false
+	case b.Part < 0:
+		return e.parts < 0
+	}
+	return e.parts < 0 || int64(e.parts) > b.Part
+}
+
+// waitChange waits until the stream's hub changes after the snapshot: a new
+// fragment begins, or the one in progress grows or ends.
+func (s *Service) waitChange(ctx context.Context, sess *session, tail []*hubFragment) {
+	stream := s.hub.Stream(sess.tok.Stream)
+	if n := len(tail); n > 0 && !tail[n-1].complete {
+		cur := tail[n-1]
+		cur.live.Next(ctx, len(cur.data))
+		return
+	}
+	after := stream.Latest()
+	stream.After(ctx, after, true)
+}
+
+// hubSegment renders a whole fragment the hub holds but the catalog does not
+// list yet, or one of its parts (part >= 0), waiting for the part to be final.
+func (s *Service) hubSegment(ctx context.Context, sess *session, number string, track uint64, part int) ([]byte, error) {
+	f := s.hub.Stream(sess.tok.Stream).Get(number)
+	if f == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, blockLimit)
+	defer cancel()
+	for {
+		h, err := snapshot(f)
+		if err != nil {
+			return nil, err
+		}
+		start := sinceEpoch(s.hubTime(sess, h.meta))
+		seq := uint32(store.FragmentSequence(number))
+		if part < 0 {
+			if !h.complete {
+				return nil, api.ResourceNotFound("Fragment %s is still being ingested: ask for its parts.", number)
+			}
+			body, err := h.parsed.MediaSegment(track, seq, start, h.duration)
+			return body, remuxError(err)
+		}
+		parts, err := h.parts(track)
+		if err != nil {
+			return nil, remuxError(err)
+		}
+		if part < len(parts) && parts[part].Final {
+			body, err := h.parsed.PartSegment(track, seq, start, parts[part])
+			return body, remuxError(err)
+		}
+		if h.complete {
+			return nil, api.ResourceNotFound("Fragment %s has no part %d.", number, part)
+		}
+		p, done, err := f.Next(ctx, len(h.data))
+		if err != nil {
+			return nil, api.ResourceNotFound("Part %d of fragment %s is not ready.", part, number)
+		}
+		if _, complete := f.Duration(); done && len(p) == 0 && !complete {
+			return nil, api.ResourceNotFound("Fragment %s ended before its part %d.", number, part)
+		}
+	}
+}
+
+// hubTime is a hub fragment's start on the session's timeline.
+func (s *Service) hubTime(sess *session, m live.Meta) time.Time {
+	if sess.tok.Field == store.ProducerTime {
+		return m.ProducerTime
+	}
+	return m.ServerTime
+}
