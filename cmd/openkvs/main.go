@@ -22,6 +22,7 @@ Usage:
   openkvs fragments --stream NAME [--from TIME] [--to TIME] [--server-time]
                           list the stream's fragments (ListFragments) as a table
   openkvs bench [--quick] [--json FILE] [--target URL]   measure the server on loopback
+  openkvs healthcheck [--addr HOST:PORT]   exit 0 if the local server's /healthz is 200
 
 Every flag can also be set with an OPENKVS_* environment variable named
 after it: --public-url is OPENKVS_PUBLIC_URL. A flag on the command line wins.
@@ -54,6 +55,8 @@ func run(args []string) error {
 		return fragments(args[1:])
 	case "bench":
 		return benchCmd(args[1:])
+	case "healthcheck":
+		return healthcheck(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
