@@ -225,3 +225,45 @@ func exitCode(t *testing.T, err error) int {
 	}
 	return 0
 }
+
+// TestHealthcheckCommand runs `openkvs healthcheck`, the image's probe:
+// exit 0 while the server answers, from flags or from the environment
+// serve reads (an address on all interfaces probed on loopback, HTTPS with
+// OPENKVS_TLS_CERT), exit 1 with the reason otherwise.
+func TestHealthcheckCommand(t *testing.T) {
+	probe := func(env []string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx(t), binary, append([]string{"healthcheck"}, args...)...)
+		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OPENKVS_") }), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), exitCode(t, err)
+	}
+	srv := startServer(t)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	_, port, _ := strings.Cut(addr, ":")
+	if out, code := probe(nil, "--addr", addr); code != 0 || out != "" {
+		t.Errorf("healthcheck --addr %s: exit %d, %q; want 0 and no output", addr, code, out)
+	}
+	for _, all := range []string{"0.0.0.0:" + port, ":" + port} {
+		if out, code := probe([]string{"OPENKVS_ADDR=" + all}); code != 0 || out != "" {
+			t.Errorf("healthcheck with OPENKVS_ADDR=%s: exit %d, %q; want 0 and no output", all, code, out)
+		}
+	}
+
+	cert, key, _ := selfSigned(t)
+	tlsSrv := startServer(t, "--tls-cert", cert, "--tls-key", key)
+	tlsAddr := strings.TrimPrefix(tlsSrv.URL, "https://")
+	if out, code := probe([]string{"OPENKVS_ADDR=" + tlsAddr, "OPENKVS_TLS_CERT=" + cert}); code != 0 || out != "" {
+		t.Errorf("healthcheck of an HTTPS server with OPENKVS_TLS_CERT: exit %d, %q; want 0 and no output", code, out)
+	}
+	want := fmt.Sprintf("openkvs: healthcheck: http://%s/healthz answered 400 Bad Request: Client sent an HTTP request to an HTTPS server.\n", tlsAddr)
+	if out, code := probe(nil, "--addr", tlsAddr); code != 1 || out != want {
+		t.Errorf("healthcheck of an HTTPS server over HTTP: exit %d, %q; want 1, %q", code, out, want)
+	}
+
+	srv.Stop()
+	want = fmt.Sprintf("openkvs: healthcheck: Get \"http://%s/healthz\": dial tcp %s: connect: connection refused\n", addr, addr)
+	if out, code := probe(nil, "--addr", addr); code != 1 || out != want {
+		t.Errorf("healthcheck of a stopped server: exit %d, %q; want 1, %q", code, out, want)
+	}
+}
