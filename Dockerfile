@@ -11,18 +11,19 @@
 # network only you reach, --insecure (OPENKVS_INSECURE=true).
 #
 # Only the builder stage needs an image from a registry (GO_IMAGE, any image
-# with Go 1.26 and a shell); the final stage needs none. podman and buildah
-# build it too (--format docker keeps the HEALTHCHECK).
+# with Go 1.26 and a shell); the final stage needs none. Its cache mounts need
+# BuildKit (Docker 23 or later) or buildah; podman builds it too
+# (--format docker keeps the HEALTHCHECK).
 
 ARG GO_IMAGE=golang:1.26-bookworm
 
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
 COPY . .
-# The SQLite driver is pure Go: without cgo the binary needs no libc.
-RUN CGO_ENABLED=0 go build -trimpath -o /rootfs/openkvs ./cmd/openkvs
+# The SQLite driver is pure Go: without cgo the binary needs no libc. The
+# cache mounts keep modules and compiled packages from one build to the next.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -o /rootfs/openkvs ./cmd/openkvs
 # scratch has no user database and no directories. /tmp is where SQLite
 # spills large sorts; /data is made by its own COPY below, which gives it
 # to the user.

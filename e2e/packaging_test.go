@@ -79,7 +79,9 @@ func podmanCmd(t *testing.T, podman, runc string, args ...string) *exec.Cmd {
 // No registry serves images here, so the Dockerfile's builder stage runs on
 // a stand-in for the golang image (GO_IMAGE): busybox's shell plus this
 // machine's Go toolchain, module cache and build cache, mounted into the
-// build. The build itself, and the final FROM scratch stage, are the
+// build (GOMODCACHE and GOCACHE point there rather than at the
+// Dockerfile's cache mounts, and GOPROXY=off: the build reaches no
+// network). The build itself, and the final FROM scratch stage, are the
 // Dockerfile's own.
 func TestContainerImage(t *testing.T) {
 	podman := requireTool(t, "podman", "apt-get install -y podman runc busybox-static")
@@ -123,7 +125,7 @@ func TestContainerImage(t *testing.T) {
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 RUN mkdir -p -m 1777 /tmp
-ENV PATH=/usr/local/go/bin:/bin HOME=/root GOPATH=/go GOTOOLCHAIN=local GOPROXY=off
+ENV PATH=/usr/local/go/bin:/bin HOME=/root GOPATH=/go GOTOOLCHAIN=local GOPROXY=off GOMODCACHE=/host/gomodcache GOCACHE=/host/gocache
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +136,8 @@ ENV PATH=/usr/local/go/bin:/bin HOME=/root GOPATH=/go GOTOOLCHAIN=local GOPROXY=
 	// intermediate images are left behind.
 	run("build", "--no-cache", "--layers=false", "--format", "docker", "--tag", image, "--build-arg", "GO_IMAGE="+goImage,
 		"--volume", goEnv("GOROOT")+":/usr/local/go:ro",
-		"--volume", goEnv("GOMODCACHE")+":/go/pkg/mod:ro",
-		"--volume", goEnv("GOCACHE")+":/root/.cache/go-build",
+		"--volume", goEnv("GOMODCACHE")+":/host/gomodcache:ro",
+		"--volume", goEnv("GOCACHE")+":/host/gocache",
 		"..")
 	t.Logf("image built in %v", time.Since(start).Round(time.Second))
 
