@@ -29,7 +29,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # to the user.
 RUN mkdir -p /rootfs/etc /rootfs/tmp /data && \
     chmod 1777 /rootfs/tmp && \
-    echo 'openkvs:x:65532:65532:openkvs:/data:/openkvs' > /rootfs/etc/passwd && \
+    echo 'openkvs:x:65532:65532:openkvs:/data:/sbin/nologin' > /rootfs/etc/passwd && \
     echo 'openkvs:x:65532:' > /rootfs/etc/group
 
 FROM scratch
