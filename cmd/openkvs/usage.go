@@ -28,6 +28,7 @@ Commands:
   streams list|create|describe|delete|update-retention
                         manage streams (ListStreams, CreateStream, ...)
   bench [--quick]       measure the server on loopback
+  healthcheck           exit 0 if the local server's /healthz answers 200 (for containers)
   version               print the version and commit of this build
 
 "openkvs COMMAND --help" lists a command's flags. Every flag can also be set
@@ -48,6 +49,7 @@ var commandUsage = map[string]string{
 	"get":                      getUsage,
 	"fragments":                fragmentsUsage,
 	"bench":                    benchUsage,
+	"healthcheck":              healthcheckUsage,
 	"streams list":             streamsListUsage,
 	"streams create":           streamsCreateUsage,
 	"streams describe":         streamsDescribeUsage,
