@@ -151,6 +151,7 @@ func (f *Fragment) MediaSegment(track uint64, seq uint32, start, duration time.D
 	}
 	times := t.timeline(c, c.timeScale(), start, end)
 	samples := make([]*fmp4.Sample, len(t.Samples))
+	size := 0
 	for i, s := range t.Samples {
 		payload := s.Payload
 		if c.kind != kindAAC {
@@ -165,12 +166,15 @@ func (f *Fragment) MediaSegment(track uint64, seq uint32, start, duration time.D
 			IsNonSyncSample: c.kind != kindAAC && !s.Keyframe,
 			Payload:         payload,
 		}
+		size += len(payload)
 	}
 	if times[0].dts < 0 {
 		return nil, fmt.Errorf("track %d: the fragment's first decode time is before the timeline's origin: start it later", track)
 	}
 	part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: int(t.Number), BaseTime: uint64(times[0].dts), Samples: samples}}}
+	// Sized up front: growing by doubling copied a 1 MB segment several times.
 	var buf seekablebuffer.Buffer
+	buf.Grow(size + 1024 + 16*len(samples))
 	if err := part.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("track %d: write media segment: %w", track, err)
 	}
