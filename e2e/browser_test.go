@@ -208,6 +208,7 @@ func (p *playback) playsPictures(seconds float64, within time.Duration) []sample
 // H.264+AAC media in Chromium with hls.js and dash.js, from a page on
 // another origin.
 func TestBrowserOnDemand(t *testing.T) {
+	t.Parallel()
 	b := needBrowser(t)
 	srv := startServer(t)
 	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
@@ -293,7 +294,8 @@ func liveProducer(t *testing.T, srv *serverProc, stream string, media []byte) {
 // frame on screen (EXT-X-PROGRAM-DATE-TIME, which is the server timestamp
 // of each fragment, or the MPD timeline) against the page's clock, sampled
 // every 100 ms for latencyWindow. The producer, server and browser share
-// this machine's clock.
+// this machine's clock. It does not run in parallel with other tests, which
+// would add their load to the latency.
 func TestBrowserLive(t *testing.T) {
 	b := needBrowser(t)
 	media := liveMedia(t, 40)
