@@ -19,6 +19,11 @@
 //     stream that all keep up (no frame more than 1 s late, none missing).
 //   - list-fragments: p50/p99 latency of a 100-fragment ListFragments page
 //     over 1,000,000 stored fragments.
+//   - remux: stored fragments served as fMP4 media segments of an ON_DEMAND
+//     HLS session, in MB of MKV per second, against `ffmpeg -c copy` of the
+//     same MKV bytes to fragmented MP4 (not measured without ffmpeg).
+//   - segment-ttfb: p50/p99 time to the first byte of an archived media
+//     segment against that of a plain GET of a file of the same size.
 //
 // Unless a target URL is given, every scenario runs its own `openkvs serve`
 // child with a fresh data directory, so that one scenario's leftovers do
@@ -61,7 +66,7 @@ type Options struct {
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
-var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments"}
+var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb"}
 
 // plan holds the sizes of a run; full and quick runs differ only here.
 type plan struct {
@@ -86,6 +91,12 @@ type plan struct {
 
 	listRows    int
 	listQueries int
+
+	remuxBytes  int64 // stored, fetched once per round
+	remuxRounds int
+
+	ttfbFragments int // stored
+	ttfbRequests  int // per side
 }
 
 var fullPlan = plan{
@@ -96,6 +107,8 @@ var fullPlan = plan{
 	latencyRounds: 2, latencyFragments: 8,
 	fanoutStart: 125, fanoutMax: 8000, fanoutFragments: 5, fanoutBudget: 150 * time.Second,
 	listRows: 1_000_000, listQueries: 2000,
+	remuxBytes: 256e6, remuxRounds: 3,
+	ttfbFragments: 100, ttfbRequests: 1000,
 }
 
 var quickPlan = plan{
@@ -106,6 +119,8 @@ var quickPlan = plan{
 	latencyRounds: 1, latencyFragments: 2,
 	fanoutStart: 10, fanoutMax: 100, fanoutFragments: 2, fanoutBudget: 10 * time.Second,
 	listRows: 20_000, listQueries: 200,
+	remuxBytes: 16e6, remuxRounds: 1,
+	ttfbFragments: 8, ttfbRequests: 50,
 }
 
 // env is what every scenario shares.
@@ -178,6 +193,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"live-latency":      {"live latency, producer to GetMedia reader", runLatency},
 		"fan-out":           {"fan-out, readers of one live stream", runFanout},
 		"list-fragments":    {"ListFragments, 100-result page", runListFragments},
+		"remux":             {"remux, stored fragments to fMP4 media segments", runRemux},
+		"segment-ttfb":      {"time to first byte of an archived media segment", runSegmentTTFB},
 	}
 	for _, id := range ScenarioIDs {
 		if len(opts.Scenarios) > 0 && !slices.Contains(opts.Scenarios, id) {

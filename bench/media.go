@@ -12,7 +12,8 @@ import (
 
 // video is the synthetic camera every scenario sends: one H.264-shaped
 // track at 30 fps in 2-second fragments (a key frame 8 times the size of the
-// others), from synth. Frames are alike from fragment to fragment, so one
+// others), from synth, with real codec private data and slice NAL units of
+// filler, so that playback sessions can remux it. Frames are alike from fragment to fragment, so one
 // fragment's frames serve as the template of all; only the Cluster start,
 // which holds the timecode, differs.
 type video struct {
@@ -24,7 +25,7 @@ type video struct {
 
 // newVideo returns a stream of the given bitrate in bits per second.
 func newVideo(bitrate int) *video {
-	v := &video{Video: synth.Video{FPS: 30, FragmentDuration: 2 * time.Second, Bitrate: bitrate}, header: synth.Header(1)}
+	v := &video{Video: synth.Video{FPS: 30, FragmentDuration: 2 * time.Second, Bitrate: bitrate, AVC: true}, header: synth.AVCHeader(1)}
 	pieces := v.Fragment(0, 0)
 	v.frames = pieces[1:]
 	v.size = int64(len(pieces[0]))

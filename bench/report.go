@@ -39,7 +39,7 @@ type Machine struct {
 
 // Scenario is one measured situation with its figures.
 type Scenario struct {
-	ID      string    `json:"id"`    // stable name: ingest, ingest-concurrent, catch-up, live-latency, fan-out, list-fragments
+	ID      string    `json:"id"`    // stable name: one of ScenarioIDs
 	Title   string    `json:"title"` // what it measures, for the table
 	Figures []*Figure `json:"figures"`
 	Notes   []string  `json:"notes,omitempty"`

@@ -720,4 +720,32 @@ func TestPlaybackLowLatency(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+
+	// Between fragments (the producer stopped), the playlist still ends with
+	// a hint: the first part of whatever fragment comes next, which the next
+	// producer session sends.
+	hintAfter := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(getMP4MediaFragment\.mp4\?PartAfter=[0-9]+&[^"]+&PartNumber=0)"\n$`)
+	var hinted []string
+	wait.For(t, "the playlist to end between fragments with a hint of the next", func() bool {
+		hinted = hintAfter.FindStringSubmatch(string(getOK(t, base)))
+		return hinted != nil
+	})
+	got := make(chan []byte, 1)
+	go func() {
+		var body []byte
+		if resp, err := http.Get(srv.URL + "/hls/v1/" + hinted[1]); err == nil {
+			if resp.StatusCode == http.StatusOK {
+				body, _ = io.ReadAll(resp.Body)
+			}
+			resp.Body.Close()
+		}
+		got <- body
+	}()
+	if _, err := client.Put(cx, client.PutOptions{Endpoint: srv.URL, Stream: "ll", TimecodeType: "RELATIVE", Realtime: true},
+		bytes.NewReader(media(t, "h264_aac.mkv"))); err != nil {
+		t.Fatal(err)
+	}
+	if file, err := mp4.DecodeFile(bytes.NewReader(<-got)); err != nil || len(file.Segments) != 1 {
+		t.Errorf("the hinted first part of the next fragment: %v", err)
+	}
 }

@@ -154,11 +154,17 @@ func (f *Fragment) MediaSegment(track uint64, seq uint32, start, duration time.D
 	if err != nil {
 		return nil, err
 	}
+	size := 0
+	for _, s := range samples {
+		size += len(s.Payload)
+	}
 	if times[0].dts < 0 {
 		return nil, fmt.Errorf("track %d: the fragment's first decode time is before the timeline's origin: start it later", track)
 	}
 	part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: int(t.Number), BaseTime: uint64(times[0].dts), Samples: samples}}}
+	// Sized up front: growing by doubling copied a 1 MB segment several times.
 	var buf seekablebuffer.Buffer
+	buf.Grow(size + 1024 + 16*len(samples))
 	if err := part.Marshal(&buf); err != nil {
 		return nil, fmt.Errorf("track %d: write media segment: %w", track, err)
 	}

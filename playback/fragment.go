@@ -101,7 +101,9 @@ func parse(header, cluster []byte, prefix bool) (*Fragment, error) {
 		f         *Fragment
 		scale     time.Duration
 		fragments int
-		arena     []byte // every payload: the splitter reuses its buffers, and one arena per fragment beats one allocation per frame
+		// every payload: the splitter reuses its buffers, and one arena per fragment beats one
+		// allocation per frame; the payloads fit in the cluster's size, so it never grows.
+		arena = make([]byte, 0, len(cluster))
 	)
 	for {
 		ev, err := sp.Next()

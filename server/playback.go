@@ -113,7 +113,13 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 		if track, err = trackNumber(q); err == nil && !dash {
 			part, err = optionalNumber(q, "PartNumber")
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case q.Has("PartAfter") && !dash:
+			// A preload hint between fragments (streaming.NextPart).
+			ct = contentMP4
+			seg, err = svc.NextPart(ctx, token, q.Get("PartAfter"), track)
+		default:
 			ct = contentMP4
 			seg, err = svc.MediaSegment(ctx, token, q.Get("FragmentNumber"), track, dash, int(part))
 		}

@@ -201,6 +201,20 @@ func (s *Service) renderMedia(ctx context.Context, sess *session, token string, 
 		end = edge{msn: msn, parts: n}
 		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", partURI(h.meta.Number, q, track, n))
 	}
+	if ll && !ended && (len(tail) == 0 || tail[len(tail)-1].complete) {
+		// Between fragments: hint the first part of the next one, which
+		// players expect a live low-latency playlist to end with (hls.js
+		// otherwise takes the last segment for one in progress). With
+		// DiscontinuityMode ALWAYS, its discontinuity comes first.
+		last := sess.last.Number
+		if len(tail) > 0 {
+			last = tail[len(tail)-1].meta.Number
+		}
+		if tok.Discontinuity == DiscontinuityAlways {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"getMP4MediaFragment.mp4?PartAfter=%s&%s&TrackNumber=%d&PartNumber=0\"\n", last, q, track)
+	}
 	if ended {
 		if tok.Discontinuity == DiscontinuityAlways {
 			b.WriteString("#EXT-X-DISCONTINUITY\n") // as AWS ends its ALWAYS playlists

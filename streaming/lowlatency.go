@@ -227,3 +227,31 @@ func (s *Service) hubTime(sess *session, m live.Meta) time.Time {
 	}
 	return m.ServerTime
 }
+
+// NextPart serves the first part of the first fragment after the one numbered
+// after, the preload hint of a playlist that ends between fragments; it waits
+// for that fragment to begin and its part to be complete.
+func (s *Service) NextPart(ctx context.Context, token, after string, track uint64) (*Segment, error) {
+	sess, err := s.open(ctx, token, kindHLS, func(l limiters) error { return allow(l.part, "part") })
+	if err != nil {
+		return nil, err
+	}
+	if !s.lowLatency(sess) {
+		return nil, api.InvalidArgument("PartAfter is for LIVE sessions of fragmented MP4.")
+	}
+	wait, cancel := context.WithTimeout(ctx, blockLimit)
+	defer cancel()
+	f, err := s.hub.Stream(sess.tok.Stream).After(wait, after, true)
+	if err != nil {
+		return nil, api.ResourceNotFound("No fragment began after %s.", after)
+	}
+	number := f.Meta().Number
+	body, err := s.hubSegment(ctx, sess, number, track, 0)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, api.ResourceNotFound("Fragment %s left the live hub.", number)
+	}
+	return &Segment{Body: body, ETag: fmt.Sprintf(`"m-%s-%d-%d-0"`, number, sess.tok.Field, track)}, nil
+}

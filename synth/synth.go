@@ -1,7 +1,9 @@
 // Package synth writes synthetic MKV producer streams in the shape the
 // official KVS producer sends (unknown-size Segment and Clusters, 8-byte
 // Timecode, SimpleBlocks), for tests and benchmarks. Frames carry filler
-// bytes, not decodable video.
+// bytes, not decodable video; with Video.AVC the filler is shaped as H.264
+// (codec private data and length-prefixed slice NAL units), so that it can
+// be remuxed, though not decoded.
 package synth
 
 import (
@@ -22,6 +24,7 @@ var (
 	idTrackNumber = []byte{0xD7}
 	idTrackType   = []byte{0x83}
 	idCodecID     = []byte{0x86}
+	idCodecPriv   = []byte{0x63, 0xA2}
 	idCluster     = []byte{0x1F, 0x43, 0xB6, 0x75}
 	idTimecode    = []byte{0xE7}
 	idSimpleBlock = []byte{0xA3}
@@ -62,14 +65,41 @@ func uintElement(id []byte, v uint64) []byte {
 // Header is an EBML header, an unknown-size Segment, Info with a 1 ms
 // TimecodeScale, and Tracks declaring video tracks with these numbers.
 func Header(tracks ...uint64) []byte {
+	return header(nil, tracks)
+}
+
+// AVCHeader is Header with AVCCodecPrivate on every track.
+func AVCHeader(tracks ...uint64) []byte {
+	return header(AVCCodecPrivate, tracks)
+}
+
+// AVCCodecPrivate is a real avcC record (H.264 High profile 640x360, one
+// SPS and one PPS), that of testdata/media/h264.mkv (x264 core 164).
+var AVCCodecPrivate = []byte{
+	0x01, 0x64, 0x00, 0x1e, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x1e, 0xac, 0xb4, 0x05, 0x01,
+	0x7f, 0xcb, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00, 0x00, 0x03, 0x01, 0xe0, 0x78, 0xb1,
+	0x75, 0x01, 0x00, 0x04, 0x68, 0xef, 0x0f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
+}
+
+// Slice NAL unit headers of the same file's first IDR and P pictures: the
+// bytes a parser looks at before the slice data.
+var (
+	idrSlice = []byte{0x65, 0x88, 0x84, 0x09, 0xff, 0xc2}
+	pSlice   = []byte{0x41, 0x9a, 0x26, 0x21, 0x3f, 0xfd}
+)
+
+func header(codecPrivate []byte, tracks []uint64) []byte {
 	out := element(idEBML, element(idDocType, []byte("matroska")))
 	out = append(out, idSegment...)
 	out = append(out, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
 	out = append(out, element(idInfo, uintElement(idScale, 1_000_000))...)
 	var entries [][]byte
 	for _, n := range tracks {
-		entries = append(entries, element(idTrackEntry, uintElement(idTrackNumber, n), uintElement(idTrackType, 1),
-			element(idCodecID, []byte("V_MPEG4/ISO/AVC"))))
+		fields := [][]byte{uintElement(idTrackNumber, n), uintElement(idTrackType, 1), element(idCodecID, []byte("V_MPEG4/ISO/AVC"))}
+		if codecPrivate != nil {
+			fields = append(fields, element(idCodecPriv, codecPrivate))
+		}
+		entries = append(entries, element(idTrackEntry, fields...))
 	}
 	return append(out, element(idTracks, entries...)...)
 }
@@ -80,6 +110,7 @@ type Frame struct {
 	Timecode int16 // relative to the Cluster, in ms
 	Size     int   // payload bytes; 100 if zero
 	Key      bool
+	AVC      bool // the payload is one length-prefixed H.264 slice NAL unit
 }
 
 // Cluster is an unknown-size Cluster with the given frames. Frame payloads
@@ -105,7 +136,17 @@ func block(f Frame, index int) []byte {
 		head[3] = 0x80
 	}
 	payload := make([]byte, size)
-	payload[0] = byte(index)
+	if f.AVC && size > 4+len(idrSlice) {
+		binary.BigEndian.PutUint32(payload, uint32(size-4))
+		slice := pSlice
+		if f.Key {
+			slice = idrSlice
+		}
+		copy(payload[4:], slice)
+		payload[4+len(slice)] = byte(index)
+	} else {
+		payload[0] = byte(index)
+	}
 	return element(idSimpleBlock, head, payload)
 }
 
@@ -132,6 +173,7 @@ type Video struct {
 	FPS              int           // frames per second (30)
 	FragmentDuration time.Duration // one key frame and Cluster per fragment (2 s)
 	Bitrate          int           // bits per second (4 Mbit/s)
+	AVC              bool          // frames shaped as H.264 (see AVCHeader)
 }
 
 func (v Video) withDefaults() Video {
@@ -169,7 +211,7 @@ func (v Video) Fragment(base uint64, i int) [][]byte {
 		if k == 0 {
 			size = 8 * small
 		}
-		pieces = append(pieces, block(Frame{Track: 1, Timecode: int16(k) * interval, Size: size, Key: k == 0}, k))
+		pieces = append(pieces, block(Frame{Track: 1, Timecode: int16(k) * interval, Size: size, Key: k == 0, AVC: v.AVC}, k))
 	}
 	return pieces
 }

@@ -54,6 +54,10 @@ func explain(args []string, err error) error {
 	if len(args) > 0 {
 		cmd = args[0]
 	}
+	if cmd == "healthcheck" {
+		// A probe's reason is for a log, and it has no --endpoint to suggest.
+		return err
+	}
 	stream := streamFlag(args)
 	var se *streamError
 	if errors.As(err, &se) {
