@@ -3,9 +3,6 @@ package playback
 import (
 	"fmt"
 	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 )
 
 // Part is a partial segment of a track (low-latency HLS, RFC 8216bis §4.4.4.9): a
@@ -69,19 +66,11 @@ func (f *Fragment) PartSegment(track uint64, seq uint32, start time.Duration, p 
 	if times[p.From].dts < 0 {
 		return nil, fmt.Errorf("track %d: the part's first decode time is before the timeline's origin", track)
 	}
-	samples, err := t.fmp4Samples(c, times, p.From, p.To)
-	if err != nil {
-		return nil, err
-	}
+	// A later frame of the fragment ends the part: its last frame lasts
+	// until that frame's decode time.
+	last := times[p.To-1].duration
 	if p.To < len(t.Samples) {
-		// A later frame of the fragment ends this part: its last frame
-		// lasts until that frame's decode time.
-		samples[len(samples)-1].Duration = uint32(times[p.To].dts - times[p.To-1].dts)
+		last = times[p.To].dts - times[p.To-1].dts
 	}
-	part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: int(t.Number), BaseTime: uint64(times[p.From].dts), Samples: samples}}}
-	var buf seekablebuffer.Buffer
-	if err := part.Marshal(&buf); err != nil {
-		return nil, fmt.Errorf("track %d: write part: %w", track, err)
-	}
-	return buf.Bytes(), nil
+	return t.writeFragment(c, seq, times, p.From, p.To, last)
 }
