@@ -175,7 +175,10 @@ func TestMetricsReaderBehind(t *testing.T) {
 	srv := startServer(t, "--live-window", "1s", "--getmedia-bytes-per-second", "20000",
 		"--metrics-addr", "127.0.0.1:0", "--shutdown-timeout", "5s")
 	ops := "http://" + listeningField(t, srv, "metrics_addr")
-	wait.For(t, "ready", func() bool { code, body := getStatus(t, ops+"/readyz"); return code == 200 && body == "{\"ready\":true}\n" })
+	wait.For(t, "ready", func() bool {
+		code, body := getStatus(t, ops+"/readyz")
+		return code == 200 && body == "{\"ready\":true}\n"
+	})
 	createStream(t, srv, "cam", 24)
 	gmSession(t, srv, "cam", "PERSISTED", gmFrags(synth.Video{}, 0, 2)).waitEnd()
 	// Each scrape reads the hub's statistics, which evicts fragments past
@@ -507,4 +510,3 @@ func TestHealthzDiskFull(t *testing.T) {
 		t.Errorf("/healthz with room again: %d, failed %v", code, failed)
 	}
 }
-

@@ -63,9 +63,9 @@ type serverProc struct {
 	URL  string   // http://127.0.0.1:port (https with --tls-cert)
 	// setup, when set, changes the command before each start (asNobody).
 	setup func(*exec.Cmd)
-	cmd  *exec.Cmd
-	logs *logBuffer
-	done chan error
+	cmd   *exec.Cmd
+	logs  *logBuffer
+	done  chan error
 }
 
 // logBuffer keeps the server's log lines for failure reports.
