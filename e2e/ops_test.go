@@ -510,3 +510,28 @@ func TestHealthzDiskFull(t *testing.T) {
 		t.Errorf("/healthz with room again: %d, failed %v", code, failed)
 	}
 }
+
+// TestMemoryLimit checks where the Go runtime's memory limit comes from, as
+// the start-up line reports it: --memory-limit wins, then GOMEMLIMIT, then
+// 1.5 times --live-total-bytes plus 256 MiB.
+func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env   []string
+		args  []string
+		limit float64
+		from  string
+	}{
+		{nil, []string{"--live-total-bytes", "134217728"}, 201326592 + 268435456, "--live-total-bytes"},
+		{[]string{"GOMEMLIMIT=512MiB"}, nil, 536870912, "GOMEMLIMIT"},
+		{[]string{"GOMEMLIMIT=512MiB"}, []string{"--memory-limit", "1073741824"}, 1073741824, "--memory-limit"},
+		{[]string{"OPENKVS_MEMORY_LIMIT=805306368"}, nil, 805306368, "--memory-limit"},
+	}
+	for _, tc := range cases {
+		srv := startServerEnv(t, tc.env, tc.args...)
+		rec := logRecords(srv, "listening")
+		if len(rec) != 1 || rec[0]["memory_limit"] != tc.limit || rec[0]["memory_limit_from"] != tc.from {
+			t.Errorf("env %v, flags %v: listening line %v, want memory_limit %v from %s", tc.env, tc.args, rec, tc.limit, tc.from)
+		}
+	}
+}
