@@ -691,14 +691,14 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 			bad, badErr = ready[late], fmt.Errorf("its blobs were written longer than %v ago", store.MaxReferenceDelay)
 			ready = ready[:late]
 		}
+		commitStart := time.Now()
 		if len(ready) > 0 {
-			start := time.Now()
 			if err := s.m.catalog.AddFragments(ctx, s.rows(ready)); err != nil {
 				bad, badErr = ready[0], err
 				s.discard(ctx, ready[1:])
 				ready = nil
 			} else {
-				s.m.opts.Storage.CatalogCommit(time.Since(start))
+				s.m.opts.Storage.CatalogCommit(time.Since(commitStart))
 			}
 		}
 		for _, r := range ready {
