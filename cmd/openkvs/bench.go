@@ -14,7 +14,7 @@ import (
 
 func benchCmd(args []string) error {
 	var opts bench.Options
-	var jsonFile, scenarios, baselineDir string
+	var jsonFile, scenarios, baselineDir, serveArgs string
 	var baseline, metricsAB bool
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&opts.Quick, "quick", false, "small sizes, under a minute: the CI smoke run (figures are not comparable with a full run)")
@@ -22,6 +22,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&opts.Target, "target", "", "measure the running server at `URL` instead of starting one (no CPU, RSS or preloaded ListFragments figures)")
 	fs.IntVar(&opts.Bitrate, "bitrate", 4_000_000, "camera `bits/s` of the ingest, catch-up and latency scenarios (the N-stream and fan-out scenarios are defined at 4 Mbit/s)")
 	fs.StringVar(&scenarios, "scenarios", "", "comma-separated `list` of scenarios to run (default all: "+strings.Join(bench.ScenarioIDs, ",")+")")
+	fs.StringVar(&serveArgs, "serve-args", "", "extra `flags` for every openkvs serve child, space-separated (e.g. \"--live-total-bytes 268435456\")")
 	fs.BoolVar(&metricsAB, "metrics-ab", false, "run the scenarios twice, the server's metrics on (--metrics=true) then off, and print each figure's ratio")
 	// The baseline server runs as a child of the bench, so that its CPU time
 	// is measured the way the openkvs server's is.
@@ -48,6 +49,7 @@ func benchCmd(args []string) error {
 	if scenarios != "" {
 		opts.Scenarios = strings.Split(scenarios, ",")
 	}
+	opts.ServeFlags = strings.Fields(serveArgs)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the openkvs executable: %w", err)
