@@ -63,6 +63,9 @@ type Options struct {
 	Bitrate    int      // bits per second of the synthetic camera (default 4 Mbit/s)
 	Scenarios  []string // IDs of the scenarios to run; all when empty
 	Progress   io.Writer
+	// ServeFlags are added to every child server's flags, after the
+	// bench's own (a scenario's flags come last and win).
+	ServeFlags []string
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
@@ -277,7 +280,8 @@ func (e *env) startServer(ctx context.Context, prepare func(data string) error, 
 	// and concurrent-streams scenarios, so it is raised to the open-file
 	// limit, which bounds the connections the bench can make anyway.
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json",
-		"--shutdown-timeout", "5s", "--max-conns-per-ip", strconv.Itoa(e.maxFiles)}, flags...)
+		"--shutdown-timeout", "5s", "--max-conns-per-ip", strconv.Itoa(e.maxFiles)}, e.opts.ServeFlags...)
+	args = append(args, flags...)
 	p, err := startProcess(ctx, e.opts.Executable, args...)
 	if err != nil {
 		return nil, err

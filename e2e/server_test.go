@@ -61,9 +61,11 @@ type serverProc struct {
 	Args []string // extra serve flags
 	Env  []string // extra environment variables (KEY=value)
 	URL  string   // http://127.0.0.1:port (https with --tls-cert)
-	cmd  *exec.Cmd
-	logs *logBuffer
-	done chan error
+	// setup, when set, changes the command before each start (asNobody).
+	setup func(*exec.Cmd)
+	cmd   *exec.Cmd
+	logs  *logBuffer
+	done  chan error
 }
 
 // logBuffer keeps the server's log lines for failure reports.
@@ -126,6 +128,9 @@ func (p *serverProc) start() {
 	p.cmd = exec.Command(binary, args...)
 	if p.Env != nil {
 		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
+	if p.setup != nil {
+		p.setup(p.cmd)
 	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

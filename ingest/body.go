@@ -41,6 +41,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	if n > 0 {
+		b.s.bytesIn.Add(int64(n))
 		now := time.Now()
 		b.last.Store(now.UnixNano())
 		b.extend(now)

@@ -27,6 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,7 @@ import (
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
 )
@@ -49,6 +52,11 @@ type Options struct {
 	BytesPerSecond      float64       // ingest rate per stream (12.5 MB/s)
 	IdleInterval        time.Duration // period of IDLE ACKs on a silent body (2 s)
 	IdleTimeout         time.Duration // silence after which the session ends (30 s)
+
+	// Metrics and Storage count sessions, fragments, ACK latency and
+	// catalog commits; nil counts nothing.
+	Metrics *metrics.Ingest
+	Storage *metrics.Storage
 }
 
 func (o *Options) setDefaults() {
@@ -227,4 +235,45 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Producer is the state of a connected PutMedia session, for the stream
+// status API.
+type Producer struct {
+	Stream     *store.Stream
+	Since      time.Time // when the session started
+	RemoteAddr string
+	UserAgent  string
+	// Bytes is the body bytes read so far.
+	Bytes int64
+	// Received and Persisted count the session's fragments so far.
+	Received, Persisted int
+	// Newest is the last fragment received whole; its zero value (empty
+	// Number) means none yet.
+	Newest FragmentInfo
+}
+
+// FragmentInfo describes a fragment received whole.
+type FragmentInfo struct {
+	Number       string
+	ProducerTime time.Time
+	ServerTime   time.Time
+	Duration     time.Duration
+	Size         int64
+}
+
+// Producers returns the sessions connected now, by stream name.
+func (m *Manager) Producers() []Producer {
+	m.mu.Lock()
+	sessions := make([]*Session, 0, len(m.active))
+	for _, s := range m.active {
+		sessions = append(sessions, s)
+	}
+	m.mu.Unlock()
+	out := make([]Producer, 0, len(sessions))
+	for _, s := range sessions {
+		out = append(out, s.status())
+	}
+	slices.SortFunc(out, func(a, b Producer) int { return strings.Compare(a.Stream.Name, b.Stream.Name) })
+	return out
 }

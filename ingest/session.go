@@ -36,6 +36,9 @@ type Params struct {
 	SetReadDeadline func(time.Time) error
 	// Ack writes and flushes one ACK line; an error means the client is gone.
 	Ack func(line []byte) error
+	// RemoteAddr and UserAgent describe the producer, for the status API
+	// and the connect and disconnect log lines.
+	RemoteAddr, UserAgent string
 }
 
 // seqBlock is how many fragment sequence numbers a session reserves in the
@@ -70,6 +73,14 @@ type Session struct {
 	cause       error       // why the session was stopped from outside
 	halted      atomic.Bool // cause is set: checked between events without the lock
 	setDeadline func(time.Time) error
+	// For Manager.Producers, under mu.
+	remote, agent         string
+	started               time.Time
+	nReceived, nPersisted int
+	newest                FragmentInfo
+
+	bytesIn      atomic.Int64 // body bytes read
+	bytesCounted int64        // of bytesIn, added to the metrics; owned by Run
 
 	// Owned by the Run goroutine.
 	header       *mkv.Header
@@ -104,6 +115,7 @@ type fragment struct {
 	timecode     uint64
 	producerTime time.Time
 	serverTime   time.Time
+	receivedAt   time.Time     // when it was complete (RECEIVED)
 	size         int64         // bytes so far; the bytes themselves are in live
 	duration     time.Duration // set when complete
 	header       *headerBlob
@@ -121,7 +133,7 @@ type trackSpan struct {
 }
 
 func newSession(m *Manager, st *store.Stream, lim *streamLimits) *Session {
-	s := &Session{m: m, stream: st, lim: lim, done: make(chan struct{}), persisted: make(chan struct{})}
+	s := &Session{m: m, stream: st, lim: lim, done: make(chan struct{}), persisted: make(chan struct{}), started: time.Now()}
 	s.stopped, s.cancelStop = context.WithCancel(context.Background())
 	s.persistCtx, s.stopPersist = context.WithCancel(context.Background())
 	return s
@@ -168,12 +180,16 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 	s.p = p
 	s.mu.Lock()
 	s.setDeadline = p.SetReadDeadline
+	s.remote, s.agent = p.RemoteAddr, p.UserAgent
 	stopped := s.cause != nil
 	s.mu.Unlock()
 	if stopped {
 		close(s.persisted)
 		return s.stopCause()
 	}
+	s.m.opts.Metrics.SessionStarted()
+	defer s.m.opts.Metrics.SessionEnded()
+	s.m.log.Info("producer connected", "stream", s.stream.Name, "remote_addr", p.RemoteAddr, "user_agent", p.UserAgent)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -209,10 +225,38 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 	}
 	close(s.acks)
 	<-writerDone
-	if err != nil {
-		s.m.log.Info("putMedia session ended", "stream", s.stream.Name, "err", err)
-	}
+	s.countBytes()
+	s.logEnd(err)
 	return err
+}
+
+// logEnd logs the end of the session: how long it lasted, what it stored
+// and, unless its body simply ended, why it ended.
+func (s *Session) logEnd(err error) {
+	st := s.status()
+	attrs := []any{"stream", s.stream.Name, "remote_addr", st.RemoteAddr, "user_agent", st.UserAgent,
+		"duration", time.Since(st.Since).Round(time.Millisecond), "bytes", st.Bytes,
+		"fragments_received", st.Received, "fragments_persisted", st.Persisted}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	s.m.log.Info("producer disconnected", attrs...)
+}
+
+// status is the session's state for Manager.Producers.
+func (s *Session) status() Producer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Producer{Stream: s.stream, Since: s.started, RemoteAddr: s.remote, UserAgent: s.agent,
+		Bytes: s.bytesIn.Load(), Received: s.nReceived, Persisted: s.nPersisted, Newest: s.newest}
+}
+
+// countBytes adds the body bytes read since the last call to the metrics:
+// once per fragment, not per read.
+func (s *Session) countBytes() {
+	n := s.bytesIn.Load()
+	s.m.opts.Metrics.Bytes(n - s.bytesCounted)
+	s.bytesCounted = n
 }
 
 // receive splits the body into fragments until it ends.
@@ -522,7 +566,14 @@ func (s *Session) end() error {
 	}
 	f.duration = time.Duration(f.span() * s.scale()).Truncate(time.Millisecond)
 	f.live.Complete(f.duration)
+	f.receivedAt = time.Now()
 	s.ack(Ack{EventType: AckReceived, FragmentTimecode: f.timecode, FragmentNumber: f.number})
+	s.m.opts.Metrics.Received()
+	s.countBytes()
+	s.mu.Lock()
+	s.nReceived++
+	s.newest = FragmentInfo{Number: f.number, ProducerTime: f.producerTime, ServerTime: f.serverTime, Duration: f.duration, Size: f.size}
+	s.mu.Unlock()
 	s.prevTimecode, s.havePrev = f.timecode, true
 	s.cur = nil
 	if s.stream.RetentionHours > 0 {
@@ -640,16 +691,25 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 			bad, badErr = ready[late], fmt.Errorf("its blobs were written longer than %v ago", store.MaxReferenceDelay)
 			ready = ready[:late]
 		}
+		commitStart := time.Now()
 		if len(ready) > 0 {
 			if err := s.m.catalog.AddFragments(ctx, s.rows(ready)); err != nil {
 				bad, badErr = ready[0], err
 				s.discard(ctx, ready[1:])
 				ready = nil
+			} else {
+				s.m.opts.Storage.CatalogCommit(time.Since(commitStart))
 			}
 		}
 		for _, r := range ready {
 			s.ack(Ack{EventType: AckPersisted, FragmentTimecode: r.f.timecode, FragmentNumber: r.f.number})
 			r.f.live.Persisted()
+			s.m.opts.Metrics.Persisted(time.Since(r.f.receivedAt))
+		}
+		if len(ready) > 0 {
+			s.mu.Lock()
+			s.nPersisted += len(ready)
+			s.mu.Unlock()
 		}
 		if bad != nil {
 			failed = true
@@ -796,6 +856,9 @@ func (s *Session) writeAcks(done chan struct{}) {
 	for a := range s.acks {
 		if broken {
 			continue
+		}
+		if a.EventType == AckError {
+			s.m.opts.Metrics.Error(a.ErrorID)
 		}
 		line = a.AppendJSON(line[:0])
 		if err := s.p.Ack(line); err != nil {

@@ -238,3 +238,6 @@ func (h *Hub) Stats() Stats {
 	h.expire()
 	return h.stats
 }
+
+// MaxTotalBytes returns the memory limit in force (Options.MaxTotalBytes or its default).
+func (h *Hub) MaxTotalBytes() int64 { return h.opts.MaxTotalBytes }

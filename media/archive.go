@@ -90,7 +90,7 @@ func (s *Service) ListFragments(ctx context.Context, st *store.Stream, in *ListF
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	release, err := s.admit(st.ID, opListFragments)
+	release, err := s.admit(st, opListFragments)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ type FragmentList struct {
 // connections); errors are API errors for before the response starts. The
 // caller must Close the FragmentList.
 func (s *Service) GetMediaForFragmentList(ctx context.Context, st *store.Stream, in *GetMediaForFragmentListInput) (*FragmentList, error) {
-	release, err := s.admit(st.ID, opFragmentList)
+	release, err := s.admit(st, opFragmentList)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (s *Service) GetMedia(ctx context.Context, st *store.Stream, in *GetMediaIn
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	release, err := s.admit(st.ID, opGetMedia)
+	release, err := s.admit(st, opGetMedia)
 	if err != nil {
 		return nil, err
 	}
@@ -131,10 +131,28 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 	wait, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(r.svc.stopping, cancel)()
+	m := r.svc.opts.Metrics
+	m.Reader(1)
+	defer m.Reader(-1)
+	counted := &countingSink{Sink: sink}
+	sink = counted
+	defer func() { m.Sent(counted.take()) }()
+	behind := false // counted among the readers behind the live window
+	defer func() {
+		if behind {
+			m.Behind(-1)
+		}
+	}()
 	n := r.first
 	for {
+		m.Sent(counted.take()) // per chunk, not per frame
 		var err error
 		if n == nil {
+			if behind {
+				// The next fragment may be a wait at the live edge away.
+				behind = false
+				m.Behind(-1)
+			}
 			if n, err = r.next(wait); err != nil {
 				return r.end(sink, err)
 			}
@@ -147,6 +165,10 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			r.seeking = !take
 		}
 		if take {
+			if n.archive != nil && !behind {
+				behind = true
+				m.Behind(1)
+			}
 			err = r.send(ctx, sink, n)
 			switch {
 			case errors.Is(err, errGone):
@@ -168,11 +190,31 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 	}
 }
 
+// countingSink counts the bytes written through it.
+type countingSink struct {
+	Sink
+	n int64
+}
+
+func (c *countingSink) Write(p []byte) (int, error) {
+	n, err := c.Sink.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// take returns the bytes counted since the last take.
+func (c *countingSink) take() int64 {
+	n := c.n
+	c.n = 0
+	return n
+}
+
 // end finishes the response: in-band errors are written as an error chunk.
 func (r *Reader) end(sink Sink, err error) error {
 	var ib *inBand
 	switch {
 	case errors.As(err, &ib):
+		r.svc.opts.Metrics.InBandError(ib.id)
 		if ib.id == errIDInternal {
 			r.svc.log.Error("GetMedia: the archive failed", "stream", r.stream.Name, "fragment", ib.number, "err", ib.err)
 		}

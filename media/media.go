@@ -92,6 +92,7 @@ import (
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/store"
 )
 
@@ -106,6 +107,9 @@ type Options struct {
 	ListCallsPerSecond      float64 // ListFragments calls per stream per second (5)
 	FragmentListCallsPerSec float64 // GetMediaForFragmentList calls per stream per second (5)
 	FragmentListConnections int     // concurrent GetMediaForFragmentList connections per stream (5)
+
+	// Metrics counts GetMedia readers and bytes; nil counts nothing.
+	Metrics *metrics.Media
 }
 
 func (o *Options) setDefaults() {
@@ -186,6 +190,7 @@ type streamAPI struct {
 type streamLimits struct {
 	calls       *rate.Limiter
 	connections int
+	stream      *store.Stream // as last admitted, for Readers
 }
 
 // maxCachedHeaders bounds the header cache, in bytes; past it the cache
@@ -214,11 +219,11 @@ func (s *Service) Shutdown() { s.stop() }
 
 // admit applies an operation's per-stream call rate and connection
 // limits; release must be called when the connection ends.
-func (s *Service) admit(id int64, op operation) (release func(), err error) {
+func (s *Service) admit(st *store.Stream, op operation) (release func(), err error) {
 	lim := s.limitOf(op)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := streamAPI{id, op}
+	key := streamAPI{st.ID, op}
 	l := s.limits[key]
 	if l == nil {
 		l = &streamLimits{calls: rate.NewLimiter(rate.Limit(lim.callsPerSecond), max(1, int(lim.callsPerSecond)))}
@@ -231,11 +236,32 @@ func (s *Service) admit(id int64, op operation) (release func(), err error) {
 		return nil, api.ClientLimitExceeded("%s is limited to %g calls per second per stream.", lim.name, lim.callsPerSecond)
 	}
 	l.connections++
+	l.stream = st
 	return func() {
 		s.mu.Lock()
 		l.connections--
 		s.mu.Unlock()
 	}, nil
+}
+
+// StreamReaders is the number of GetMedia connections open on a stream.
+type StreamReaders struct {
+	Stream  *store.Stream
+	Readers int
+}
+
+// Readers returns the GetMedia connections open now on each stream that
+// has any, by stream ID.
+func (s *Service) Readers() map[int64]StreamReaders {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int64]StreamReaders{}
+	for key, l := range s.limits {
+		if key.op == opGetMedia && l.connections > 0 {
+			out[key.stream] = StreamReaders{Stream: l.stream, Readers: l.connections}
+		}
+	}
+	return out
 }
 
 // StreamChanged forgets the limits of a deleted stream; it is registered

@@ -17,6 +17,8 @@ import (
 // headers it acts on, which must be signed when present.
 type route struct {
 	action        string
+	operation     string // its name in request metrics: the action, but for openkvs's own APIs
+	method        string // http.MethodPost for every AWS operation
 	handler       http.HandlerFunc
 	signedHeaders []string
 }
@@ -30,7 +32,7 @@ type route struct {
 // a request carrying one must have signed it, or a captured request could
 // be pointed at another stream by changing it.
 func (s *Server) handle(path, action string, h http.HandlerFunc, signed ...string) {
-	s.routes[path] = route{action: action, handler: h, signedHeaders: signed}
+	s.routes[path] = route{action: action, operation: action, method: http.MethodPost, handler: h, signedHeaders: signed}
 }
 
 // bodyStreams reports whether an operation's request body is a media stream

@@ -24,6 +24,7 @@ type requestInfo struct {
 	errTyp string // set by writeError paths for the access log
 
 	action    string        // IAM action of the route, e.g. "DescribeStream"
+	operation string        // the route's name in request metrics
 	body      []byte        // the JSON body, read once by route (nil for PutMedia)
 	accessKey string        // verified access key id; "" while authentication is off
 	keys      *access.Store // the keys the request was authenticated with
@@ -92,15 +93,26 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 					writeError(rec, r, api.Internal())
 				}
 			}
+			elapsed := time.Since(start)
+			op, level := ri.operation, slog.LevelInfo
+			if probe := probeOperation(r.URL.Path); probe != "" {
+				op, level = probe, slog.LevelDebug // probes come every few seconds
+			} else if op == "" {
+				op = "unknown"
+			}
+			s.cfg.Metrics.Request(op, rec.status, elapsed)
+			if !ri.log.Enabled(r.Context(), level) {
+				return
+			}
 			attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"bytes", rec.bytes, "duration", time.Since(start).Round(time.Microsecond)}
+				"bytes", rec.bytes, "duration", elapsed.Round(time.Microsecond)}
 			if ri.stream != "" {
 				attrs = append(attrs, "stream", ri.stream)
 			}
 			if ri.errTyp != "" {
 				attrs = append(attrs, "error", ri.errTyp)
 			}
-			ri.log.Info("request", attrs...)
+			ri.log.Log(r.Context(), level, "request", attrs...)
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey, ri)))
 	})

@@ -69,7 +69,6 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 	svc, ctx := s.cfg.Streaming, r.Context()
 	dash := strings.HasPrefix(r.URL.Path, "/dash/")
 	name := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	info(ctx).action = name
 	var (
 		pl  *streaming.Playlist
 		seg *streaming.Segment
@@ -128,6 +127,10 @@ func (s *Server) servePlayback(w http.ResponseWriter, r *http.Request) {
 		seg, err = svc.TSFragment(ctx, token, q.Get("FragmentNumber"))
 	default:
 		err = api.UnknownOperation("No playback resource is served at %s.", r.URL.Path)
+	}
+	if ct != "" {
+		// A resource served: its name labels request metrics (a bounded set).
+		info(ctx).operation = name
 	}
 	if err != nil {
 		writeError(w, r, err)

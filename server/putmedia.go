@@ -112,6 +112,7 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
 	p.Body = r.Body
+	p.RemoteAddr, p.UserAgent = r.RemoteAddr, r.UserAgent()
 	p.SetReadDeadline = rc.SetReadDeadline
 	p.Ack = func(line []byte) error {
 		// A client that stops reading ACKs must not stall ingest forever.

@@ -13,14 +13,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 
 	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/health"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/media"
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/sigv4"
 	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/streams"
@@ -81,6 +85,14 @@ type Config struct {
 	// CORSOrigins are the origins whose pages may call the server from a
 	// browser: "*" for any, none to send no CORS headers.
 	CORSOrigins []string
+
+	// Metrics counts requests by operation and status; nil counts nothing.
+	Metrics *metrics.HTTP
+	// PublicMetrics serves /metrics on the API listener; nil leaves it
+	// unserved there (see OpsHandler for a listener of its own).
+	PublicMetrics http.Handler
+	// Health runs the /healthz checks; nil reports healthy with no checks.
+	Health *health.Checker
 }
 
 // Defaults of the Config limits.
@@ -112,6 +124,8 @@ type Server struct {
 	verifier *sigv4.Verifier     // nil while authentication is off
 	bodies   *semaphore.Weighted // the UnauthenticatedBodyBytes budget
 	conns    *connLimiter
+	ready    atomic.Bool // start-up work done (MarkReady)
+	stopping atomic.Bool // Serve is shutting down
 }
 
 // New returns a Server for the given control plane.
@@ -132,6 +146,7 @@ func New(cfg Config, svc *streams.Service) *Server {
 		bodies: semaphore.NewWeighted(cfg.UnauthenticatedBodyBytes), conns: newConnLimiter(cfg.MaxConnsPerIP, cfg.Logger)}
 	s.controlRoutes()
 	s.unservedRoutes()
+	s.statusRoutes()
 	if cfg.Ingest != nil {
 		s.handle("/putMedia", "PutMedia", s.putMedia, putMediaHeaders...)
 	}
@@ -144,16 +159,15 @@ func New(cfg Config, svc *streams.Service) *Server {
 	return s
 }
 
-// Handler returns the root handler: every API path, /healthz, and
-// restJson1 errors for anything else.
+// Handler returns the root handler: every API path, the status API,
+// /healthz, /readyz, /metrics (with PublicMetrics), and restJson1 errors
+// for anything else.
 func (s *Server) Handler() http.Handler {
 	return s.withRequest(s.withCORS(http.HandlerFunc(s.route)))
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/healthz" {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
+	if s.serveOps(w, r) {
 		return
 	}
 	if isPlayback(r.URL.Path) {
@@ -161,16 +175,19 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, ok := s.routes[r.URL.Path]
+	if name, sub := strings.CutPrefix(r.URL.Path, StreamStatusPath+"/"); !ok && sub && name != "" && !strings.Contains(name, "/") {
+		rt, ok = s.routes[StreamStatusPath+"/"]
+	}
 	if !ok {
 		writeError(w, r, api.UnknownOperation("No operation is served at %s %s.", r.Method, r.URL.Path))
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, r, api.MethodNotAllowed("%s takes POST, not %s.", r.URL.Path, r.Method))
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeError(w, r, api.MethodNotAllowed("%s takes %s, not %s.", r.URL.Path, rt.method, r.Method))
 		return
 	}
-	info(r.Context()).action = rt.action
+	info(r.Context()).action, info(r.Context()).operation = rt.action, rt.operation
 	if s.admit(w, r, rt) {
 		rt.handler(w, r)
 	}
@@ -257,6 +274,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.stopping.Store(true)
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

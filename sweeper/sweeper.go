@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/store"
 )
 
@@ -50,6 +51,11 @@ type Sweeper struct {
 	// OrphanInterval is the period of the orphan pass in Run; zero means
 	// DefaultOrphanInterval.
 	OrphanInterval time.Duration
+	// Metrics counts the blobs deleted; nil counts nothing.
+	Metrics *metrics.Sweeper
+	// Started, when set, is called once Run has finished its start-up
+	// passes (deleted streams, orphans, retention): the server is ready.
+	Started func()
 }
 
 func (s *Sweeper) now() time.Time {
@@ -68,8 +74,13 @@ func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	defer expired.Stop()
 	s.logged(ctx, "deleted streams", s.DeletedStreams(ctx))
 	s.logged(ctx, "orphan sweep", s.Orphans(ctx))
+	started := s.Started
 	for {
 		s.logged(ctx, "retention sweep", s.Expired(ctx))
+		if started != nil {
+			started()
+			started = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -133,6 +144,7 @@ func (s *Sweeper) expire(ctx context.Context, st *store.Stream, cutoff time.Time
 			if err := s.Blobs.Delete(ctx, f.BlobKey); err != nil {
 				return err
 			}
+			s.Metrics.Deleted(metrics.SweepRetention, 1)
 		}
 		if len(gone) < batch {
 			return nil
@@ -233,6 +245,7 @@ func (o *orphanPass) delete(key string) error {
 	if err := o.s.Blobs.Delete(o.ctx, key); err != nil {
 		return err
 	}
+	o.s.Metrics.Deleted(metrics.SweepOrphan, 1)
 	o.deleted++
 	return nil
 }
@@ -251,6 +264,7 @@ func (s *Sweeper) StreamDeleted(ctx context.Context, id int64) error {
 		if err := s.Blobs.Delete(ctx, k); err != nil {
 			return fmt.Errorf("delete blobs of stream %d: %w", id, err)
 		}
+		s.Metrics.Deleted(metrics.SweepDeletedStream, 1)
 	}
 	return s.Catalog.ForgetDeletedStream(ctx, id)
 }

@@ -14,14 +14,16 @@ import (
 
 func benchCmd(args []string) error {
 	var opts bench.Options
-	var jsonFile, scenarios, baselineDir string
-	var baseline bool
+	var jsonFile, scenarios, baselineDir, serveArgs string
+	var baseline, metricsAB bool
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&opts.Quick, "quick", false, "small sizes, under a minute: the CI smoke run (figures are not comparable with a full run)")
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to `file`")
 	fs.StringVar(&opts.Target, "target", "", "measure the running server at `URL` instead of starting one (no CPU, RSS or preloaded ListFragments figures)")
 	fs.IntVar(&opts.Bitrate, "bitrate", 4_000_000, "camera `bits/s` of the ingest, catch-up and latency scenarios (the N-stream and fan-out scenarios are defined at 4 Mbit/s)")
 	fs.StringVar(&scenarios, "scenarios", "", "comma-separated `list` of scenarios to run (default all: "+strings.Join(bench.ScenarioIDs, ",")+")")
+	fs.StringVar(&serveArgs, "serve-args", "", "extra `flags` for every openkvs serve child, space-separated (e.g. \"--live-total-bytes 268435456\")")
+	fs.BoolVar(&metricsAB, "metrics-ab", false, "run the scenarios twice, the server's metrics on (--metrics=true) then off, and print each figure's ratio")
 	// The baseline server runs as a child of the bench, so that its CPU time
 	// is measured the way the openkvs server's is.
 	fs.BoolVar(&baseline, "baseline-server", false, "internal: serve the bench's baselines (started by the bench itself)")
@@ -43,27 +45,48 @@ func benchCmd(args []string) error {
 	if scenarios != "" {
 		opts.Scenarios = strings.Split(scenarios, ",")
 	}
+	opts.ServeFlags = strings.Fields(serveArgs)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the openkvs executable: %w", err)
 	}
 	opts.Executable, opts.Progress = exe, os.Stderr
-	rep, err := bench.Run(ctx, opts)
-	if err != nil {
-		return err
+	var reports []*bench.Report // the one report; with --metrics-ab, metrics on, then off
+	if metricsAB {
+		on, off, err := bench.MetricsAB(ctx, opts)
+		if err != nil {
+			return err
+		}
+		reports = []*bench.Report{on, off}
+	} else {
+		rep, err := bench.Run(ctx, opts)
+		if err != nil {
+			return err
+		}
+		reports = []*bench.Report{rep}
 	}
-	if err := rep.WriteTable(os.Stdout); err != nil {
-		return err
+	failed := false
+	for _, r := range reports {
+		if err := r.WriteTable(os.Stdout); err != nil {
+			return err
+		}
+		failed = failed || r.Failed()
 	}
+	if len(reports) == 2 {
+		if err := bench.WriteComparison(os.Stdout, reports[0], reports[1]); err != nil {
+			return err
+		}
+	}
+	// With --metrics-ab, the JSON report is the run with metrics on.
 	if jsonFile != "" {
-		if err := rep.WriteJSON(jsonFile); err != nil {
+		if err := reports[0].WriteJSON(jsonFile); err != nil {
 			return err
 		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted")
 	}
-	if rep.Failed() {
+	if failed {
 		return fmt.Errorf("a scenario failed (see the report)")
 	}
 	return nil

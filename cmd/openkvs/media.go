@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/media"
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/streams"
@@ -26,6 +29,16 @@ type mediaConfig struct {
 	live          live.Options
 	streaming     streaming.Options
 	sweepInterval time.Duration
+	storage       *metrics.Storage
+	sweeper       *metrics.Sweeper
+}
+
+// withMetrics registers the data plane's metrics on reg.
+func (m *mediaConfig) withMetrics(reg prometheus.Registerer) {
+	m.storage = metrics.NewStorage(reg)
+	m.sweeper = metrics.NewSweeper(reg)
+	m.ingest.Metrics, m.ingest.Storage = metrics.NewIngest(reg), m.storage
+	m.read.Metrics = metrics.NewMedia(reg)
 }
 
 func (m *mediaConfig) flags(fs *flag.FlagSet) {
@@ -66,6 +79,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if err != nil {
 		return nil, err
 	}
+	blobs.Metrics = m.storage
 	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.MaxTracks <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
 		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --max-tracks, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
 	}
@@ -86,7 +100,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 		return nil, err
 	}
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
-	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log}
+	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log, Metrics: m.sweeper}
 	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
 	reads := media.New(catalog, blobs, hub, m.read, log)
 	// In this order: a deleted stream's blobs go once its session stores

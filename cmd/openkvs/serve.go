@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -18,8 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/openkvs/openkvs/access"
+	"github.com/openkvs/openkvs/health"
 	"github.com/openkvs/openkvs/live"
+	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/server"
 	"github.com/openkvs/openkvs/store/sqlite"
 	"github.com/openkvs/openkvs/streams"
@@ -37,6 +43,11 @@ type serveConfig struct {
 	maxHeaderBytes, maxConnsPerIP                  int
 	unauthenticatedBodyBytes                       int64
 	corsOrigins                                    string
+
+	metrics      bool
+	metricsAddr  string
+	minFreeBytes uint64
+	memoryLimit  int64
 
 	media mediaConfig
 }
@@ -66,6 +77,10 @@ func serve(args []string) error {
 	fs.Int64Var(&c.unauthenticatedBodyBytes, "unauthenticated-body-bytes", server.DefaultUnauthenticatedBodyBytes, "memory, in `bytes`, for JSON bodies over 4 KiB still arriving or not yet authenticated, all connections together (at least 1048576)")
 	fs.StringVar(&c.corsOrigins, "cors-origins", "*", "comma-separated `origins` whose web pages may call the APIs and load playback URLs (* for any, empty for none)")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections one client IP address may hold; more are closed at once")
+	fs.BoolVar(&c.metrics, "metrics", true, "collect Prometheus metrics and serve them at /metrics (on the API port only while authentication is off; see --metrics-addr)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "`host:port` of a second, unauthenticated plain-HTTP listener for /metrics, /healthz and /readyz")
+	fs.Uint64Var(&c.minFreeBytes, "min-free-bytes", 100<<20, "free `bytes` on the data directory's file system below which /healthz fails")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "the Go runtime's soft memory limit in `bytes`; 0 derives it from --live-total-bytes (1.5 times it plus 256 MiB) unless GOMEMLIMIT is set")
 	c.media.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -93,6 +108,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if c.memoryLimit < 0 {
+		return fmt.Errorf("--memory-limit %d must be 0 (derived) or a number of bytes", c.memoryLimit)
+	}
 	if err := checkDataDir(c.data); err != nil {
 		return err
 	}
@@ -106,11 +124,29 @@ func serve(args []string) error {
 	}
 	defer catalog.Close()
 	svc := streams.New(catalog, c.region, c.account)
+	var reg *prometheus.Registry
+	if c.metrics {
+		reg = metrics.NewRegistry()
+		c.media.withMetrics(reg)
+	}
 	dataPlane, err := openMedia(&c.media, c.data, catalog, svc, log)
 	if err != nil {
 		return err
 	}
-	memLimit := setMemoryLimit(c.media.live.MaxTotalBytes)
+	memLimit, memSource := setMemoryLimit(c.media.live.MaxTotalBytes, c.memoryLimit)
+	checker := &health.Checker{
+		Catalog: func(ctx context.Context) error {
+			_, err := catalog.ListStreams(ctx, "", "", 1)
+			return err
+		},
+		Dir: c.data, MinFreeBytes: c.minFreeBytes,
+	}
+	var metricsHandler http.Handler
+	if reg != nil {
+		metrics.RegisterLiveMemory(reg, func() int64 { return dataPlane.hub.Stats().Bytes }, dataPlane.hub.MaxTotalBytes)
+		metrics.RegisterDiskFree(reg, func() (uint64, error) { return health.FreeBytes(c.data) })
+		metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+	}
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -134,11 +170,26 @@ func serve(args []string) error {
 	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, Streaming: dataPlane.streaming, CORSOrigins: strings.FieldsFunc(c.corsOrigins, func(r rune) bool { return r == ',' || r == ' ' }), PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
 		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
-		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP}
+		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP, Health: checker}
 	if creds != nil {
 		scfg.Credentials = creds.Store
+	} else {
+		// Without authentication every API is open to whoever can connect:
+		// the metrics may be too. With it, they need --metrics-addr.
+		scfg.PublicMetrics = metricsHandler
+	}
+	if reg != nil {
+		scfg.Metrics = metrics.NewHTTP(reg)
 	}
 	srv := server.New(scfg, svc)
+	var opsLn net.Listener
+	if c.metricsAddr != "" {
+		if opsLn, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on --metrics-addr %s: %w", c.metricsAddr, unwrapSyscall(err))
+		}
+		defer opsLn.Close()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -148,32 +199,81 @@ func serve(args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go reloadOnHangup(ctx, log, creds, hup)
+	dataPlane.sweeper.Started = srv.MarkReady
 	dataPlane.run(ctx, c.media.sweepInterval)
+	if opsLn != nil {
+		// Up until the server has stopped: /readyz says it is shutting down.
+		opsCtx, stopOps := context.WithCancel(context.Background())
+		defer stopOps()
+		go serveOps(opsCtx, opsLn, srv.OpsHandler(metricsHandler), log)
+	}
 	if creds == nil && !tcpAddr.IP.IsLoopback() {
 		log.Warn("authentication is off on a non-loopback address (--insecure): anyone who can connect may call every API")
 	}
 	if err := warnIfShared(log, c.credentials); err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "memory_limit", memLimit,
-		"data", c.data, "region", c.region, "account", c.account, "auth", authMode)
+	attrs := []any{"addr", ln.Addr().String(), "url", scheme + "://" + ln.Addr().String(), "memory_limit", memLimit,
+		"memory_limit_from", memSource, "data", c.data, "region", c.region, "account", c.account, "auth", authMode,
+		"metrics", metricsWhere(reg != nil, scfg.PublicMetrics != nil, opsLn)}
+	if opsLn != nil {
+		attrs = append(attrs, "metrics_addr", opsLn.Addr().String())
+	}
+	log.Info("listening", attrs...)
 	return srv.Serve(ctx, ln)
 }
 
-// setMemoryLimit gives the Go runtime a soft memory limit derived from
-// --live-total-bytes, which bounds the media the server holds, unless
-// GOMEMLIMIT sets one: without it the collector lets garbage grow as large
-// as the live heap, doubling the resident memory the limit promises. Half
-// the media limit and 256 MiB on top leave room for connections, parse
-// buffers in flight and the catalog. It returns the limit in force.
-func setMemoryLimit(liveBytes int64) int64 {
+// metricsWhere says where /metrics is served, for the start-up log.
+func metricsWhere(on, public bool, ops net.Listener) string {
+	switch {
+	case !on:
+		return "off"
+	case public && ops != nil:
+		return "/metrics on the API port and on --metrics-addr"
+	case public:
+		return "/metrics on the API port"
+	case ops != nil:
+		return "/metrics on --metrics-addr"
+	}
+	return "collected, not served: authentication is on; give --metrics-addr"
+}
+
+// serveOps serves the operational endpoints on ln until ctx ends.
+func serveOps(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: server.DefaultReadHeaderTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("--metrics-addr listener failed", "err", err)
+	}
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit: explicit, the
+// --memory-limit flag (or OPENKVS_MEMORY_LIMIT), wins; else GOMEMLIMIT, as
+// for any Go program; else one derived from --live-total-bytes, which
+// bounds the media the server holds. Without a limit the collector lets
+// garbage grow as large as the live heap, doubling the resident memory the
+// media limit promises. Half the media limit and 256 MiB on top leave room
+// for connections, parse buffers in flight and the catalog. It returns the
+// limit in force and where it came from.
+func setMemoryLimit(liveBytes, flagLimit int64) (int64, string) {
 	if liveBytes <= 0 {
 		liveBytes = live.DefaultMaxTotalBytes
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
+	source := "--memory-limit"
+	switch {
+	case flagLimit > 0:
+		debug.SetMemoryLimit(flagLimit)
+	case os.Getenv("GOMEMLIMIT") != "":
+		source = "GOMEMLIMIT"
+	default:
+		source = "--live-total-bytes"
 		debug.SetMemoryLimit(liveBytes + liveBytes/2 + 256<<20)
 	}
-	return debug.SetMemoryLimit(-1)
+	return debug.SetMemoryLimit(-1), source
 }
 
 // urlSuffix is the trailing slash clients must not see: producers append
@@ -229,6 +329,14 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	case "json":
+		// slog writes a time.Duration as integer nanoseconds in JSON; the
+		// text format's "1.5s" is what a person reading either expects.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
