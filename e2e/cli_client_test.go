@@ -3,17 +3,22 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+
+	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/synth"
 )
 
 // cliRun runs the openkvs binary with exactly env and returns its stdout,
@@ -81,12 +86,29 @@ func TestStreamsCLI(t *testing.T) {
 		return describe(t, srv.control(), name).CreationTime.UTC().Format(time.RFC3339)
 	}
 	list, _ := run("list")
-	want := "NAME   STATUS  MEDIA_TYPE  RETENTION      CREATED\n" +
-		"cam-1  ACTIVE  video/h264  12 h           " + created("cam-1") + "\n" +
-		"cam-2  ACTIVE  -           0 (live only)  " + created("cam-2") + "\n"
+	want := "NAME   STATUS  MEDIA_TYPE  RETENTION      CREATED               PRODUCER  BITRATE  LAG  READERS\n" +
+		"cam-1  ACTIVE  video/h264  12 h           " + created("cam-1") + "  -         -        -    0\n" +
+		"cam-2  ACTIVE  -           0 (live only)  " + created("cam-2") + "  -         -        -    0\n"
 	if list != want {
 		t.Errorf("streams list:\n%s\nwant:\n%s", list, want)
 	}
+	// A producer connected now: the live columns come from the status API.
+	p := gmStartProducer(t, srv, "cam-1")
+	frags := gmFrags(synth.Video{}, 0, 2)
+	p.write(synth.Header(1), frags[0].data, frags[1].pieces[0])
+	p.waitAcks("PERSISTED", 1)
+	status, err := client.DescribeStreamStatus(ctx(t), client.StatusOptions{Endpoint: srv.URL}, "cam-1")
+	if err != nil || status.Producer == nil {
+		t.Fatalf("stream status: %+v, %v", status, err)
+	}
+	list, _ = run("list", "--prefix", "cam-1")
+	row := strings.Fields(strings.Split(list, "\n")[1])
+	wantRow := []string{"cam-1", "ACTIVE", "video/h264", "12", "h", created("cam-1"), "since",
+		status.Producer.ConnectedSince.UTC().Format(time.RFC3339), fmt.Sprintf("%.2f", float64(status.Producer.BitrateBps)/1e6), "Mbit/s"}
+	if len(row) != len(wantRow)+2 || !slices.Equal(row[:len(wantRow)], wantRow) || row[len(row)-1] != "0" {
+		t.Errorf("streams list with a producer: %q, want %q, a lag and 0 readers", row, wantRow)
+	}
+	p.close()
 	if list, _ := run("list", "--prefix", "cam-2"); !strings.HasPrefix(list, "NAME") || strings.Count(list, "\n") != 2 || !strings.Contains(list, "cam-2") {
 		t.Errorf("streams list --prefix cam-2:\n%s", list)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -14,8 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+
+	"github.com/openkvs/openkvs/client"
 )
 
 const streamsUsage = `Usage: openkvs streams list|create|describe|delete|update-retention [flags]
@@ -133,6 +137,9 @@ func signalContext() (context.Context, context.CancelFunc) {
 // streamRow is one line of `openkvs streams list`.
 type streamRow struct {
 	info types.StreamInfo
+	// status is the server's live status of the stream: nil when nothing
+	// is connected, or when the server has no status API (AWS itself).
+	status *client.StreamStatus
 }
 
 // listColumns are the columns of `openkvs streams list`, in order. A column
@@ -147,6 +154,30 @@ var listColumns = []struct {
 	{"MEDIA_TYPE", func(r streamRow) string { return orDash(aws.ToString(r.info.MediaType)) }},
 	{"RETENTION", func(r streamRow) string { return formatRetention(aws.ToInt32(r.info.DataRetentionInHours)) }},
 	{"CREATED", func(r streamRow) string { return formatCreated(r.info.CreationTime) }},
+	{"PRODUCER", func(r streamRow) string {
+		if r.status == nil || r.status.Producer == nil {
+			return "-"
+		}
+		return "since " + formatCreated(&r.status.Producer.ConnectedSince)
+	}},
+	{"BITRATE", func(r streamRow) string {
+		if r.status == nil || r.status.Producer == nil || r.status.Producer.BitrateBps == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f Mbit/s", float64(r.status.Producer.BitrateBps)/1e6)
+	}},
+	{"LAG", func(r streamRow) string {
+		if r.status == nil || r.status.Producer == nil || r.status.Producer.NewestFragment == nil {
+			return "-"
+		}
+		return (time.Duration(r.status.Producer.LagMs) * time.Millisecond).String()
+	}},
+	{"READERS", func(r streamRow) string {
+		if r.status == nil {
+			return "0"
+		}
+		return strconv.Itoa(r.status.Readers)
+	}},
 }
 
 func streamsList(args []string) error {
@@ -157,7 +188,7 @@ func streamsList(args []string) error {
 	fs.StringVar(&prefix, "prefix", "", "list only the streams whose names begin with `P`")
 	ctx, stop := signalContext()
 	defer stop()
-	kv, _, err := streamsClient(ctx, fs, &c, args)
+	kv, cfg, err := streamsListClient(ctx, fs, &c, args)
 	if err != nil {
 		return err
 	}
@@ -176,8 +207,57 @@ func streamsList(args []string) error {
 			rows = append(rows, streamRow{info: info})
 		}
 	}
+	// The live columns come from openkvs's own status API; a server
+	// without it (AWS) leaves them empty.
+	if active, err := client.ListStreamStatus(ctx, statusOptions(cfg)); err == nil {
+		byName := map[string]*client.StreamStatus{}
+		for i := range active {
+			byName[active[i].StreamName] = &active[i]
+		}
+		for i := range rows {
+			rows[i].status = byName[aws.ToString(rows[i].info.StreamName)]
+		}
+	}
 	return writeStreams(os.Stdout, rows)
 }
+
+// streamsListClient is streamsClient for `streams list`, which also needs
+// the configuration to call the status API.
+func streamsListClient(ctx context.Context, fs *flag.FlagSet, c *clientConfig, args []string) (*kinesisvideo.Client, aws.Config, error) {
+	if _, err := parseArgs(fs, args); err != nil {
+		return nil, aws.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return nil, aws.Config{}, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
+	}
+	cfg, _, err := c.aws(ctx)
+	if err != nil {
+		return nil, aws.Config{}, err
+	}
+	return kinesisvideo.NewFromConfig(cfg), cfg, nil
+}
+
+// statusOptions calls the status API as the other commands call the
+// server: same endpoint, TLS settings and credentials.
+func statusOptions(cfg aws.Config) client.StatusOptions {
+	opts := client.StatusOptions{Endpoint: aws.ToString(cfg.BaseEndpoint), HTTPClient: &http.Client{Transport: dataTransport(cfg)}}
+	if _, anonymous := cfg.Credentials.(aws.AnonymousCredentials); !anonymous {
+		s := v4.NewSigner()
+		opts.Sign = func(r *http.Request) error {
+			creds, err := cfg.Credentials.Retrieve(r.Context())
+			if err != nil {
+				return err
+			}
+			r.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+			return s.SignHTTP(r.Context(), creds, r, emptySHA256, "kinesisvideo", cfg.Region, time.Now())
+		}
+	}
+	return opts
+}
+
+// emptySHA256 is the SHA-256 of an empty body, which a GET's signature covers.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // writeStreams prints rows as the table of `openkvs streams list`.
 func writeStreams(w io.Writer, rows []streamRow) error {
