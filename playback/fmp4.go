@@ -185,11 +185,13 @@ func (t *Track) writeFragment(c *codec, seq uint32, times []sampleTime, from, to
 		if c.kind != kindAAC && !s.Keyframe {
 			flags = mp4.NonSyncSampleFlags
 		}
-		frag.AddFullSample(mp4.FullSample{
-			Sample:     mp4.NewSample(flags, uint32(dur), uint32(len(payload)), int32(st.pts-st.dts)),
-			DecodeTime: uint64(st.dts),
-			Data:       payload,
-		})
+		if i == from {
+			frag.Moof.Traf.Tfdt.SetBaseMediaDecodeTime(uint64(st.dts))
+		}
+		frag.Moof.Traf.Trun.AddSample(mp4.NewSample(flags, uint32(dur), uint32(len(payload)), int32(st.pts-st.dts)))
+		// The mdat refers to the payloads rather than gathering them:
+		// Encode then copies each once, into the segment.
+		frag.Mdat.AddSampleDataPart(payload)
 		size += len(payload)
 	}
 	// Sized up front: growing by doubling copied a 1 MB segment several times.
