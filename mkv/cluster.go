@@ -1,0 +1,45 @@
+package mkv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+// SetClusterTimecode returns b with its Cluster's Timecode replaced by tc.
+// b holds whole level-1 elements, then a Cluster of which at least the
+// children up to its Timecode are present (a FragmentStart's Data, or a
+// whole Cluster). The Cluster is rewritten as the producer SDKs write it
+// (kvs-protocol.md §4.2): unknown size, and an 8-byte Timecode, so its
+// length no longer depends on the value. CRC-32, Position and PrevSize
+// before the Timecode are left out: they describe the old bytes. Everything
+// after the Timecode is kept unchanged.
+func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
+	r := NewReader(bytes.NewReader(b))
+	out := make([]byte, 0, len(b)+16)
+	for {
+		e, err := r.Next()
+		if err != nil {
+			return nil, fmt.Errorf("set cluster timecode: %w", err)
+		}
+		switch {
+		case e.Level == 0 && e.ID == IDCluster:
+			if err := r.Enter(); err != nil {
+				return nil, err
+			}
+			out = appendID(out, IDCluster)
+			out = appendSizeN(out, UnknownSize, 8)
+		case e.Level == 1 && e.ID == IDTimecode:
+			out = appendID(out, IDTimecode)
+			out = appendSizeN(out, 8, 1)
+			out = binary.BigEndian.AppendUint64(out, tc)
+			return append(out, b[e.DataOffset()+e.Size:]...), nil
+		case e.Level == 1:
+			// Children before the Timecode: dropped (see above).
+		case e.Unknown() || e.DataOffset()+e.Size > int64(len(b)):
+			return nil, fmt.Errorf("set cluster timecode: %v at offset %d is not whole", e.ID, e.Offset)
+		default:
+			out = append(out, b[e.Offset:e.DataOffset()+e.Size]...)
+		}
+	}
+}
