@@ -39,9 +39,9 @@ type GetOptions struct {
 	Endpoint string // data endpoint base URL (GetDataEndpoint with GET_MEDIA), unless Resolve is set
 	// Resolve, when set, returns the data endpoint before every connection,
 	// so that a reconnect asks GetDataEndpoint again.
-	Resolve  func(context.Context) (string, error)
-	Stream   string        // stream name
-	Start    StartSelector // where to begin; resumes use continuation tokens
+	Resolve func(context.Context) (string, error)
+	Stream  string        // stream name
+	Start   StartSelector // where to begin; resumes use continuation tokens
 	// Follow reconnects when a response ends cleanly, as AWS ends GetMedia
 	// connections after about 45 minutes (kvs-protocol.md §5.2), so a live
 	// stream is followed for as long as ctx lasts. Without it a clean end
