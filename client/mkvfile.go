@@ -2,10 +2,12 @@ package client
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/openkvs/openkvs/mkv"
 )
@@ -34,6 +36,12 @@ var ErrNewSetup = errors.New("the stream's codec setup changed")
 // those of the fragments after it, are moved forward to follow that frame
 // by one frame interval.
 //
+// A fragment that comes again, with the Cluster Timecode and producer
+// timestamp of the one before it, is a producer re-sending a fragment
+// whose connection broke: a live reader got what was sent of it before,
+// as far as it went. Only its frames after those already written are
+// written, so that the file has every frame once.
+//
 // Where the codec setup changes, Write returns ErrNewSetup: call Next to
 // start another file and Write the fragment again.
 type MKVWriter struct {
@@ -41,6 +49,10 @@ type MKVWriter struct {
 	key    []byte // codec setup of the file; nil before its first fragment
 	tracks map[uint64]*trackTimes
 	shift  int64 // added to Cluster timecodes, in TimecodeScale units
+	last   struct {
+		timecode int64 // the latest fragment's Cluster Timecode, as written
+		producer time.Time
+	}
 }
 
 // trackTimes is what the writer knows of one track's frames in the file.
@@ -65,7 +77,7 @@ func (m *MKVWriter) Write(f *Fragment) error {
 	if m.key != nil && !bytes.Equal(key, m.key) {
 		return fmt.Errorf("fragment %s: %w", f.Number, ErrNewSetup)
 	}
-	tc, frames, err := clusterFrames(f)
+	tc, blocks, err := clusterBlocks(f)
 	if err != nil {
 		return err
 	}
@@ -74,11 +86,16 @@ func (m *MKVWriter) Write(f *Fragment) error {
 			return fmt.Errorf("write header of fragment %s: %w", f.Number, err)
 		}
 		m.key, m.tracks = key, map[uint64]*trackTimes{}
+	} else if int64(tc)+m.shift == m.last.timecode && f.ProducerTime.Equal(m.last.producer) {
+		blocks = slices.DeleteFunc(blocks, func(b block) bool { return int64(tc)+m.shift+b.rel <= m.tracks[b.track].latestOr(-1<<62) })
+		if len(blocks) == 0 {
+			return nil
+		}
+		return m.write(f, tc, resent(f.Cluster, uint64(int64(tc)+m.shift), blocks), blocks)
 	}
-	for track, times := range frames {
-		t := m.tracks[track]
-		if first := int64(tc) + m.shift + slices.Min(times); t != nil && first <= t.latest {
-			m.shift += t.latest + max(t.interval, 1) - first
+	for _, b := range blocks {
+		if t := m.tracks[b.track]; t != nil && int64(tc)+m.shift+b.rel <= t.latest {
+			m.shift += t.latest + max(t.interval, 1) - (int64(tc) + m.shift + b.rel)
 		}
 	}
 	cluster := f.Cluster
@@ -87,38 +104,76 @@ func (m *MKVWriter) Write(f *Fragment) error {
 			return fmt.Errorf("fragment %s: %w", f.Number, err)
 		}
 	}
+	return m.write(f, tc, cluster, blocks)
+}
+
+// write writes a fragment's Cluster as it is to go out, and its trailing
+// elements, and notes the times of its blocks.
+func (m *MKVWriter) write(f *Fragment, tc uint64, cluster []byte, blocks []block) error {
 	if _, err := m.w.Write(cluster); err != nil {
 		return fmt.Errorf("write fragment %s: %w", f.Number, err)
 	}
 	if _, err := m.w.Write(f.Trailing); err != nil {
 		return fmt.Errorf("write fragment %s: %w", f.Number, err)
 	}
-	for track, times := range frames {
-		t := m.tracks[track]
+	m.last.timecode, m.last.producer = int64(tc)+m.shift, f.ProducerTime
+	prev := map[uint64]int64{}
+	for _, b := range blocks {
+		t := m.tracks[b.track]
 		if t == nil {
-			t = &trackTimes{}
-			m.tracks[track] = t
+			t = &trackTimes{latest: -1 << 62}
+			m.tracks[b.track] = t
 		}
-		for i, rel := range times {
-			t.latest = max(t.latest, int64(tc)+m.shift+rel)
-			if step := rel - times[max(i-1, 0)]; step > 0 && (t.interval == 0 || step < t.interval) {
+		t.latest = max(t.latest, int64(tc)+m.shift+b.rel)
+		if p, ok := prev[b.track]; ok {
+			if step := b.rel - p; step > 0 && (t.interval == 0 || step < t.interval) {
 				t.interval = step
 			}
 		}
+		prev[b.track] = b.rel
 	}
 	return nil
 }
 
-// clusterFrames returns a fragment's Cluster Timecode and its frames'
-// timecodes relative to it, by track, in the order of the frames.
-func clusterFrames(f *Fragment) (uint64, map[uint64][]int64, error) {
+// latestOr is the latest frame's timestamp, or def for a track without
+// frames yet.
+func (t *trackTimes) latestOr(def int64) int64 {
+	if t == nil {
+		return def
+	}
+	return t.latest
+}
+
+// resent is a Cluster of unknown size with Timecode tc and the given
+// blocks of cluster.
+func resent(cluster []byte, tc uint64, blocks []block) []byte {
+	out := []byte{0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xE7, 0x88}
+	out = binary.BigEndian.AppendUint64(out, tc)
+	for _, b := range blocks {
+		out = append(out, cluster[b.start:b.end]...)
+	}
+	return out
+}
+
+// block is one SimpleBlock or BlockGroup of a Cluster: its track, its
+// timecode relative to the Cluster's, and where its bytes are.
+type block struct {
+	track      uint64
+	rel        int64
+	start, end int
+}
+
+// clusterBlocks returns a fragment's Cluster Timecode and its blocks, in
+// the order of the Cluster.
+func clusterBlocks(f *Fragment) (uint64, []block, error) {
 	sp := mkv.NewSplitter(io.MultiReader(bytes.NewReader(f.Header), bytes.NewReader(f.Cluster)), mkv.SplitterOptions{})
 	var tc uint64
-	frames := map[uint64][]int64{}
+	var blocks []block
+	off := -len(f.Header) // of the event in f.Cluster: the events' bytes are the input's, in order
 	for {
 		ev, err := sp.Next()
 		if err == io.EOF {
-			return tc, frames, nil
+			return tc, blocks, nil
 		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("fragment %s: %w", f.Number, err)
@@ -127,8 +182,9 @@ func clusterFrames(f *Fragment) (uint64, map[uint64][]int64, error) {
 		case *mkv.FragmentStart:
 			tc = e.Timecode
 		case *mkv.Frame:
-			frames[e.Track] = append(frames[e.Track], int64(e.Timecode))
+			blocks = append(blocks, block{track: e.Track, rel: int64(e.Timecode), start: off, end: off + len(e.Data)})
 		}
+		off += len(ev.Bytes())
 	}
 }
 

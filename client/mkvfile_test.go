@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/synth"
@@ -100,5 +101,37 @@ func TestSetupKey(t *testing.T) {
 	bad = bad[:len(bad)-3]
 	if got := setupKey(bad); !bytes.Equal(got, bad) {
 		t.Errorf("setupKey of a truncated header is %d bytes, want the header", len(got))
+	}
+}
+
+// A fragment cut short by a broken producer connection reaches a live
+// reader as far as it went; the producer then sends it again whole: the
+// file gets the rest of its frames, once.
+func TestMKVWriterResent(t *testing.T) {
+	avc := testHeader(1, 0x40, "V_MPEG4/ISO/AVC")
+	frames := synth.Frames(1, 3, 33)
+	at := func(ms int64) time.Time { return time.UnixMilli(1_700_000_000_000 + ms) }
+	var out bytes.Buffer
+	w := NewMKVWriter(&out)
+	for _, f := range []*Fragment{
+		{Number: "1", Header: avc, Cluster: synth.Cluster(0, frames...), ProducerTime: at(0)},
+		{Number: "2", Header: avc, Cluster: synth.Cluster(2000, frames[:2]...), ProducerTime: at(2000)},
+		{Number: "3", Header: avc, Cluster: synth.Cluster(2000, frames...), ProducerTime: at(2000)},
+		{Number: "4", Header: avc, Cluster: synth.Cluster(2000, frames...), ProducerTime: at(2000)},
+		{Number: "5", Header: avc, Cluster: synth.Cluster(4000, frames...), ProducerTime: at(4000)},
+	} {
+		if err := w.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole := synth.Cluster(2000, frames...)
+	third := whole[bytes.Index(whole, synth.Cluster(2000, frames[:2]...))+len(synth.Cluster(2000, frames[:2]...)):]
+	rest, err := mkv.SetClusterTimecode(append(synth.Cluster(2000), third...), 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Join([][]byte{avc, synth.Cluster(0, frames...), synth.Cluster(2000, frames[:2]...), rest, synth.Cluster(4000, frames...)}, nil)
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("file of %d bytes differs from the expected %d bytes", out.Len(), len(want))
 	}
 }

@@ -9,14 +9,18 @@ import (
 // SetClusterTimecode returns b with its Cluster's Timecode replaced by tc.
 // b holds whole level-1 elements, then a Cluster of which at least the
 // children up to its Timecode are present (a FragmentStart's Data, or a
-// whole Cluster). The Cluster is rewritten as the producer SDKs write it
-// (kvs-protocol.md §4.2): unknown size, and an 8-byte Timecode, so its
-// length no longer depends on the value. CRC-32, Position and PrevSize
-// before the Timecode are left out: they describe the old bytes. Everything
-// after the Timecode is kept unchanged.
+// whole Cluster). The Timecode is written with 8 bytes, as the producer
+// SDKs write it (kvs-protocol.md §4.2), and a known Cluster size with 8
+// bytes too, so that neither length depends on the value; an unknown size
+// stays unknown (a reader then cannot tell a Cluster cut short from a
+// whole one). CRC-32, Position and PrevSize before the Timecode are left
+// out: they describe the old bytes. Everything after the Timecode is kept
+// unchanged.
 func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
 	r := NewReader(bytes.NewReader(b))
 	out := make([]byte, 0, len(b)+16)
+	var cluster Element
+	sizeAt := 0 // offset in out of the Cluster's size field
 	for {
 		e, err := r.Next()
 		if err != nil {
@@ -27,9 +31,16 @@ func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
 			if err := r.Enter(); err != nil {
 				return nil, err
 			}
+			cluster = e
 			out = appendID(out, IDCluster)
+			sizeAt = len(out)
 			out = appendSizeN(out, UnknownSize, 8)
 		case e.Level == 1 && e.ID == IDTimecode:
+			if !cluster.Unknown() {
+				// The children up to the Timecode make way for the new one.
+				size := cluster.Size - (e.DataOffset() + e.Size - cluster.DataOffset()) + 10
+				appendSizeN(out[:sizeAt], size, 8)
+			}
 			out = appendID(out, IDTimecode)
 			out = appendSizeN(out, 8, 1)
 			out = binary.BigEndian.AppendUint64(out, tc)
