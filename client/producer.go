@@ -85,6 +85,7 @@ type pending struct {
 type producer struct {
 	opts PutOptions
 	logf func(string, ...any)
+	full bool // the buffer filled and has not drained to half since; owned by readInput
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced when anything below changes
@@ -187,31 +188,31 @@ func (p *producer) notify() {
 
 // room waits until the buffer has room or holds no complete fragment that
 // an acknowledgement could free, so that a fragment larger than the whole
-// budget still gets through. It returns false when ctx ends.
+// budget still gets through. It returns false when ctx ends. It says when
+// the buffer fills, once until it has drained to half.
 func (p *producer) room(ctx context.Context) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	full := false
-	for p.buffered >= p.opts.MaxBuffer && len(p.frags) > 0 && p.frags[0].complete {
-		if !full {
-			full = true
-			p.logf("buffer full: %.1f MiB read but not yet %s; pausing the input until the server acknowledges",
-				float64(p.buffered)/(1<<20), p.opts.AckOn)
-		}
-		changed := p.changed
+	for {
+		p.mu.Lock()
+		buffered, changed := p.buffered, p.changed
+		wait := buffered >= p.opts.MaxBuffer && len(p.frags) > 0 && p.frags[0].complete
 		p.mu.Unlock()
+		if buffered < p.opts.MaxBuffer/2 {
+			p.full = false
+		}
+		if !wait {
+			return true
+		}
+		if !p.full {
+			p.full = true
+			p.logf("buffer full: %.1f MiB read but not yet %s; reading the input only as fast as the server acknowledges",
+				float64(buffered)/(1<<20), p.opts.AckOn)
+		}
 		select {
 		case <-ctx.Done():
-			p.mu.Lock()
 			return false
 		case <-changed:
 		}
-		p.mu.Lock()
 	}
-	if full {
-		p.logf("buffer has room again; reading the input")
-	}
-	return true
 }
 
 // readInput splits the input into fragments for the senders.
