@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/synth"
 )
@@ -50,7 +51,11 @@ func heldAcks(t *testing.T, release chan struct{}) string {
 			case *mkv.FragmentStart:
 				tc = e.Timecode
 			case *mkv.FragmentEnd:
-				<-release
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
 				n++
 				fmt.Fprintf(w, "{\"EventType\":\"PERSISTED\",\"FragmentTimecode\":%d,\"FragmentNumber\":\"%047d\"}\n", tc, n)
 				w.(http.Flusher).Flush()
@@ -97,11 +102,19 @@ func TestPutBuffer(t *testing.T) {
 		stats, err = Put(testCtx(t), PutOptions{Endpoint: heldAcks(t, release), Stream: "cam", MaxBuffer: budget, Logf: logf}, r)
 		done <- err
 	}()
-	select {
-	case <-full:
-	case err := <-done:
-		t.Fatalf("Put ended (%v) before its buffer was full", err)
-	}
+	wait.For(t, "Put's buffer to fill", func() bool {
+		select {
+		case <-full:
+			return true
+		case err := <-done:
+			t.Fatalf("Put ended (%v) before its buffer was full", err)
+		default:
+		}
+		if r.n.Load() == int64(len(in)) {
+			t.Fatalf("Put read all %d bytes of the input with nothing acknowledged", len(in))
+		}
+		return false
+	})
 	// The budget, the fragment being read when it filled, and what the
 	// MKV reader buffers ahead (64 KiB).
 	if n := r.n.Load(); n < budget || n > budget+size+64<<10+1000 {
