@@ -13,9 +13,9 @@ import (
 // SDKs write it (kvs-protocol.md §4.2), and a known Cluster size with 8
 // bytes too, so that neither length depends on the value; an unknown size
 // stays unknown (a reader then cannot tell a Cluster cut short from a
-// whole one). CRC-32, Position and PrevSize before the Timecode are left
-// out: they describe the old bytes. Everything after the Timecode is kept
-// unchanged.
+// whole one). CRC-32, Void, Position and PrevSize before the Timecode are
+// left out: they describe the old bytes; a block before it is an error.
+// Everything after the Timecode is kept unchanged.
 func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
 	r := NewReader(bytes.NewReader(b))
 	out := make([]byte, 0, len(b)+16)
@@ -27,6 +27,8 @@ func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
 			return nil, fmt.Errorf("set cluster timecode: %w", err)
 		}
 		switch {
+		case e.Level == 0 && cluster.ID == IDCluster:
+			return nil, fmt.Errorf("set cluster timecode: the Cluster at offset %d has no Timecode", cluster.Offset)
 		case e.Level == 0 && e.ID == IDCluster:
 			if err := r.Enter(); err != nil {
 				return nil, err
@@ -36,17 +38,26 @@ func SetClusterTimecode(b []byte, tc uint64) ([]byte, error) {
 			sizeAt = len(out)
 			out = appendSizeN(out, UnknownSize, 8)
 		case e.Level == 1 && e.ID == IDTimecode:
+			end := e.DataOffset() + e.Size
+			if e.Unknown() || end > int64(len(b)) {
+				return nil, fmt.Errorf("set cluster timecode: the Timecode at offset %d is not whole", e.Offset)
+			}
 			if !cluster.Unknown() {
 				// The children up to the Timecode make way for the new one.
-				size := cluster.Size - (e.DataOffset() + e.Size - cluster.DataOffset()) + 10
+				size := cluster.Size - (end - cluster.DataOffset()) + 10
+				if size < 10 {
+					return nil, fmt.Errorf("set cluster timecode: the Cluster at offset %d ends inside its Timecode", cluster.Offset)
+				}
 				appendSizeN(out[:sizeAt], size, 8)
 			}
 			out = appendID(out, IDTimecode)
 			out = appendSizeN(out, 8, 1)
 			out = binary.BigEndian.AppendUint64(out, tc)
-			return append(out, b[e.DataOffset()+e.Size:]...), nil
+			return append(out, b[end:]...), nil
+		case e.Level == 1 && (e.ID == IDCRC32 || e.ID == IDVoid || e.ID == IDPosition || e.ID == IDPrevSize):
+			// Before the Timecode: dropped (see above).
 		case e.Level == 1:
-			// Children before the Timecode: dropped (see above).
+			return nil, fmt.Errorf("set cluster timecode: %v at offset %d before the Cluster's Timecode", e.ID, e.Offset)
 		case e.Unknown() || e.DataOffset()+e.Size > int64(len(b)):
 			return nil, fmt.Errorf("set cluster timecode: %v at offset %d is not whole", e.ID, e.Offset)
 		default:

@@ -2,6 +2,8 @@ package mkv
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"slices"
 	"testing"
 )
@@ -69,4 +71,44 @@ func framesOf(recs []rec) []byte {
 		}
 	}
 	return b
+}
+
+// FuzzSetClusterTimecode rewrites arbitrary input: it never panics, and
+// what it returns has a Cluster whose first child is the 8-byte Timecode
+// asked for.
+func FuzzSetClusterTimecode(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		if i := bytes.Index(s, []byte{0x1F, 0x43, 0xB6, 0x75}); i >= 0 {
+			f.Add(s[i:], uint64(1_700_000_000_000))
+		}
+	}
+	f.Add(slices.Concat(tags8("k", "v"), el(IDCluster, el(IDCRC32, []byte{1, 2, 3, 4}), uintEl(IDTimecode, 1, 1))), uint64(7))
+	f.Fuzz(func(t *testing.T, b []byte, tc uint64) {
+		out, err := SetClusterTimecode(b, tc)
+		if err != nil {
+			return
+		}
+		r := NewReader(bytes.NewReader(out))
+		for {
+			e, err := r.Next()
+			if err != nil {
+				t.Fatalf("no Cluster in the output: %v", err)
+			}
+			if e.ID != IDCluster {
+				continue
+			}
+			if err := r.Enter(); err != nil {
+				t.Fatal(err)
+			}
+			child, err := r.Next()
+			if err != nil || child.ID != IDTimecode || child.Size != 8 {
+				t.Fatalf("Cluster starts with %v of %d bytes (%v), want an 8-byte Timecode", child.ID, child.Size, err)
+			}
+			var v [8]byte
+			if _, err := io.ReadFull(r, v[:]); err != nil || binary.BigEndian.Uint64(v[:]) != tc {
+				t.Fatalf("Timecode %x (%v), want %d", v, err, tc)
+			}
+			return
+		}
+	})
 }
