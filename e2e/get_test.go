@@ -292,7 +292,7 @@ func TestGetCLISetupChange(t *testing.T) {
 	cmd := exec.CommandContext(ctx(t), binary, "get", "--endpoint", srv.URL, "--idle", "1s", "--stream", "mixed", "-o", one)
 	cmd.Env = awsEnv(t)
 	out, err := cmd.CombinedOutput()
-	want := fmt.Sprintf("openkvs: fragment %s: the stream's codec setup changed: one Matroska file cannot switch to it; "+
+	want := fmt.Sprintf("fragment %s: the stream's codec setup changed: one Matroska file cannot switch to it; "+
 		"write a file per codec setup with -o NAME-%%d.mkv, or the payload as received with --raw", *frags[3].FragmentNumber)
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("openkvs get -o one.mkv: %v\n%s\nwant exit status 1 and %q", err, out, want)
@@ -317,6 +317,13 @@ func TestGetCLISetupChange(t *testing.T) {
 	}
 	if got := mustRead(t, filepath.Join(dir, "part-1.mkv")); !bytes.Equal(got, mustRead(t, one)) {
 		t.Errorf("part-1.mkv differs from one.mkv")
+	}
+
+	raw := exec.CommandContext(ctx(t), binary, "get", "--endpoint", srv.URL, "--stream", "mixed", "--raw", "-o", filepath.Join(dir, "raw-%d"))
+	raw.Env = awsEnv(t)
+	out, err = raw.CombinedOutput()
+	if want := "-o " + filepath.Join(dir, "raw-%d") + ": --raw writes one payload to one file, with no %d"; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("openkvs get --raw -o raw-%%d: %v, %q; want exit status 1 and %q", err, out, want)
 	}
 }
 
