@@ -52,10 +52,11 @@ type GetOptions struct {
 	// that is not growing. The last fragment before the silence is still
 	// delivered. Zero waits for as long as ctx lasts.
 	IdleTimeout time.Duration
-	// RetryFor bounds how long connections may keep failing (dropped,
-	// refused, throttled, or answered with a server error) before Get gives
-	// up; zero retries for as long as ctx lasts. Reconnects back off
-	// exponentially from 250 ms to 10 s, with jitter.
+	// RetryFor bounds how long Get goes on reconnecting once a connection
+	// is lost (dropped, refused, throttled, or answered with a server error)
+	// and none has been answered since; zero retries for as long as ctx
+	// lasts. Reconnects back off exponentially from 250 ms to 10 s, with
+	// jitter.
 	RetryFor   time.Duration
 	HTTPClient *http.Client
 	// Sign, when set, signs each GetMedia request (SigV4). The body is

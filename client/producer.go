@@ -38,10 +38,11 @@ type PutOptions struct {
 	// AckOn is the event that lets a fragment go: "PERSISTED" (default) or
 	// "RECEIVED" for streams that keep no data and so send no PERSISTED.
 	AckOn string
-	// RetryFor bounds how long connections may keep failing without a
-	// fragment being acknowledged before Put gives up; zero retries for as
-	// long as the input lasts. Reconnects back off exponentially from
-	// 250 ms to 10 s, with jitter.
+	// RetryFor bounds how long Put goes on reconnecting once a connection
+	// is lost (dropped, refused, throttled, answered with a server error or
+	// a retriable ERROR) and none has been answered since; zero retries for
+	// as long as there is input to deliver. Reconnects back off
+	// exponentially from 250 ms to 10 s, with jitter.
 	RetryFor time.Duration
 	// MaxBuffer bounds the bytes of fragments read but not yet
 	// acknowledged (default DefaultMaxBuffer). When it is reached Put stops
