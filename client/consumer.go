@@ -36,9 +36,12 @@ type StartSelector struct {
 
 // GetOptions configure a GetMedia read.
 type GetOptions struct {
-	Endpoint string        // data endpoint base URL (GetDataEndpoint with GET_MEDIA)
-	Stream   string        // stream name
-	Start    StartSelector // where to begin; resumes use continuation tokens
+	Endpoint string // data endpoint base URL (GetDataEndpoint with GET_MEDIA), unless Resolve is set
+	// Resolve, when set, returns the data endpoint before every connection,
+	// so that a reconnect asks GetDataEndpoint again.
+	Resolve func(context.Context) (string, error)
+	Stream  string        // stream name
+	Start   StartSelector // where to begin; resumes use continuation tokens
 	// Follow reconnects when a response ends cleanly, as AWS ends GetMedia
 	// connections after about 45 minutes (kvs-protocol.md §5.2), so a live
 	// stream is followed for as long as ctx lasts. Without it a clean end
@@ -49,13 +52,18 @@ type GetOptions struct {
 	// that is not growing. The last fragment before the silence is still
 	// delivered. Zero waits for as long as ctx lasts.
 	IdleTimeout time.Duration
-	// MaxAttempts is how many connections in a row may fail without any
-	// fragment being delivered before Get gives up (default 5).
-	MaxAttempts int
-	HTTPClient  *http.Client
+	// RetryFor bounds how long Get goes on reconnecting once a connection
+	// is lost (dropped, refused, throttled, or answered with a server error)
+	// and none has been answered since; zero retries for as long as ctx
+	// lasts. Reconnects back off exponentially from 250 ms to 10 s, with
+	// jitter.
+	RetryFor   time.Duration
+	HTTPClient *http.Client
 	// Sign, when set, signs each GetMedia request (SigV4). The body is
 	// JSON, and req.GetBody returns a copy of it to hash.
 	Sign func(*http.Request) error
+	// Logf, when set, is told about reconnects.
+	Logf func(format string, args ...any)
 }
 
 // GetStats counts what a read did.
@@ -104,16 +112,17 @@ func (r *retry) Unwrap() error { return r.err }
 // payload carries an in-band error (a *mkv.MediaError), a request fails for
 // good (an *APIError), or ctx ends.
 func Get(ctx context.Context, opts GetOptions, fn func(*Fragment) error) (GetStats, error) {
-	if opts.MaxAttempts == 0 {
-		opts.MaxAttempts = 5
-	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	c := &consumer{opts: opts, fn: fn}
-	failures := 0
+	if opts.Resolve == nil {
+		opts.Resolve = func(context.Context) (string, error) { return opts.Endpoint, nil }
+	}
+	if opts.Logf == nil {
+		opts.Logf = nologf
+	}
+	c := &consumer{opts: opts, fn: fn, backoff: backoff{retryFor: opts.RetryFor, logf: opts.Logf}}
 	for {
-		delivered := c.stats.Fragments
 		err := c.attempt(ctx)
 		var r *retry
 		switch {
@@ -124,31 +133,20 @@ func Get(ctx context.Context, opts GetOptions, fn func(*Fragment) error) (GetSta
 		case !errors.As(err, &r):
 			return c.stats, err
 		}
-		if c.stats.Fragments > delivered {
-			failures = 0
-		}
-		failures++
-		if failures >= opts.MaxAttempts {
-			return c.stats, fmt.Errorf("GetMedia: %d connections failed without delivering a fragment: %w", failures, r.err)
+		if err := c.backoff.fail(ctx, "GetMedia", r.err); err != nil {
+			return c.stats, err
 		}
 		c.stats.Reconnects++
-		// The first retry after progress goes at once: a cut connection is
-		// best resumed quickly. Later ones back off, within the per-stream
-		// call rate (5 per second, kvs-protocol.md §5.2).
-		select {
-		case <-ctx.Done():
-			return c.stats, ctx.Err()
-		case <-time.After(time.Duration(failures-1) * 250 * time.Millisecond):
-		}
 	}
 }
 
 // consumer is the state of one Get call.
 type consumer struct {
-	opts  GetOptions
-	fn    func(*Fragment) error
-	token string // continuation token of the last fragment delivered
-	stats GetStats
+	opts    GetOptions
+	fn      func(*Fragment) error
+	token   string // continuation token of the last fragment delivered
+	stats   GetStats
+	backoff backoff
 }
 
 // attempt runs one GetMedia connection. It returns nil when Get is done, a
@@ -161,6 +159,13 @@ func (c *consumer) attempt(ctx context.Context) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if d := c.backoff.connected(); d > 0 {
+		from := "at the start selector"
+		if c.token != "" {
+			from = "after fragment " + c.token
+		}
+		c.opts.Logf("reconnected after %v, resuming %s", d.Round(100*time.Millisecond), from)
+	}
 	p := &payload{body: resp.Body}
 	if c.opts.IdleTimeout > 0 {
 		p.idle = c.opts.IdleTimeout
@@ -202,6 +207,7 @@ func (c *consumer) attempt(ctx context.Context) error {
 			return err
 		}
 		c.token = token
+		c.backoff.progress()
 		c.stats.Fragments++
 		c.stats.Bytes += int64(len(ch.Data))
 		if err := c.fn(f); err != nil {
@@ -216,6 +222,8 @@ func (c *consumer) attempt(ctx context.Context) error {
 	case cut:
 		return &retry{errors.New("GetMedia response ended inside a chunk")}
 	case c.opts.Follow:
+		// A clean end is how a server ends long responses: no failure.
+		c.backoff.progress()
 		return &retry{errors.New("GetMedia response ended")}
 	}
 	return nil
@@ -232,7 +240,15 @@ func (c *consumer) request(ctx context.Context) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GetMedia request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.Endpoint+"/getMedia", bytes.NewReader(body))
+	endpoint, err := c.opts.Resolve(ctx)
+	var ae *APIError
+	if errors.As(err, &ae) && !ae.throttled() {
+		return nil, err
+	}
+	if err != nil {
+		return nil, &retry{err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/getMedia", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("GetMedia request: %w", err)
 	}

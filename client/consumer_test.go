@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -311,11 +312,46 @@ func TestGetAPIErrors(t *testing.T) {
 	})
 }
 
+// A server that answers 503 to every call is retried with backoff until
+// RetryFor has passed since the connection was lost; each connection asks
+// Resolve for the endpoint.
 func TestGetGivesUp(t *testing.T) {
-	f := &fakeGetMedia{t: t, chunks: testChunks(1), cuts: []int{10, 10, 10, 10}}
-	_, err := Get(testCtx(t), GetOptions{Endpoint: f.start(), Stream: "cam", MaxAttempts: 3}, collect(new([]*Fragment)))
-	if err == nil || len(f.selectors) != 3 {
-		t.Errorf("Get error %v after %d requests, want an error after 3", err, len(f.selectors))
+	f := &fakeGetMedia{t: t, chunks: testChunks(1), before: func(w http.ResponseWriter, r *http.Request, call int) bool {
+		w.Header().Set("x-amzn-ErrorType", "InternalFailure")
+		w.WriteHeader(503)
+		return true
+	}}
+	url := f.start()
+	resolved := 0
+	var logs []string
+	start := time.Now()
+	_, err := Get(testCtx(t), GetOptions{Stream: "cam", RetryFor: time.Second,
+		Resolve: func(context.Context) (string, error) { resolved++; return url, nil },
+		Logf:    func(format string, args ...any) { logs = append(logs, fmt.Sprintf(format, args...)) }}, collect(new([]*Fragment)))
+	took := time.Since(start)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 503 || !strings.Contains(err.Error(), "gave up after") {
+		t.Errorf("Get error %v, want it to give up after the 503s", err)
+	}
+	if took < time.Second || took > 3*time.Second {
+		t.Errorf("Get gave up after %v, want RetryFor (1s) and one last try", took)
+	}
+	if n := len(f.selectors); resolved != n || n < 3 || len(logs) != n-1 {
+		t.Errorf("%d requests, %d resolves, %d log lines %q; want one resolve per request, a line per retry and at least 3 requests", n, resolved, len(logs), logs)
+	}
+	if !strings.HasPrefix(logs[0], "connection lost: GetMedia: HTTP 503 InternalFailure: ; retrying in ") || !strings.HasSuffix(logs[0], " (attempt 1)") {
+		t.Errorf("first log line %q", logs[0])
+	}
+}
+
+// retryDelay doubles from 250 ms to 10 s, less a random part of up to half.
+func TestRetryDelay(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 250 * time.Millisecond, 2: 500 * time.Millisecond, 3: time.Second, 6: 8 * time.Second, 7: 10 * time.Second, 1000: 10 * time.Second} {
+		for range 100 {
+			if d := retryDelay(n); d < want/2 || d > want {
+				t.Fatalf("retryDelay(%d) = %v, want %v to %v", n, d, want/2, want)
+			}
+		}
 	}
 }
 

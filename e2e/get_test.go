@@ -230,20 +230,13 @@ func TestGetCLI(t *testing.T) {
 	srv := startServer(t)
 	getIngest(t, srv, "video", "h264.mkv")
 	getIngest(t, srv, "audio", "h264_aac.mkv")
-	// Two producer sessions with different headers: two EBML documents.
-	getIngest(t, srv, "mixed", "h264.mkv", "unknown_size.mkv")
 	cases := []struct {
 		stream string
 		chunks int
 		frames []string
-		// Lines ffprobe may print: one per EBML document after the first,
-		// as for every GetMedia payload (the second Segment is unknown to
-		// the demuxer); nothing else.
-		documents int
 	}{
-		{"video", 3, []string{"h264", "180"}, 1},
-		{"audio", 3, []string{"h264", "180", "aac", "283"}, 1},
-		{"mixed", 6, []string{"h264", "360"}, 2},
+		{"video", 3, []string{"h264", "180"}},
+		{"audio", 3, []string{"h264", "180", "aac", "283"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.stream, func(t *testing.T) {
@@ -258,7 +251,7 @@ func TestGetCLI(t *testing.T) {
 			if !slices.Equal(frames, tc.frames) {
 				t.Errorf("ffprobe counted %v, want %v", frames, tc.frames)
 			}
-			checkFFprobeLog(t, stderr, tc.documents-1)
+			checkFFprobeLog(t, stderr, 0)
 
 			raw := filepath.Join(dir, "out.raw")
 			getCLI(t, srv, "--stream", tc.stream, "--raw", "-o", raw)
@@ -282,6 +275,109 @@ func TestGetCLI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Where the codec setup changes between producer sessions (here ffmpeg's
+// and GStreamer's H.264 parameters), one file cannot go on: get stops with
+// an error naming -o NAME-%d.mkv, after writing what came before, which
+// plays; with that pattern each setup gets a file of its own.
+func TestGetCLISetupChange(t *testing.T) {
+	srv := startServer(t)
+	getIngest(t, srv, "mixed", "h264.mkv", "unknown_size.mkv")
+	frags := getList(t, srv, "mixed", amtypes.FragmentSelectorTypeServerTimestamp, time.Unix(0, 0), time.Now().Add(time.Hour), 1000)
+	slices.SortFunc(frags, func(a, b amtypes.Fragment) int { return strings.Compare(*a.FragmentNumber, *b.FragmentNumber) })
+	dir := t.TempDir()
+
+	one := filepath.Join(dir, "one.mkv")
+	cmd := exec.CommandContext(ctx(t), binary, "get", "--endpoint", srv.URL, "--idle", "1s", "--stream", "mixed", "-o", one)
+	cmd.Env = awsEnv(t)
+	out, err := cmd.CombinedOutput()
+	want := fmt.Sprintf("fragment %s: the stream's codec setup changed: one Matroska file cannot switch to it; "+
+		"write a file per codec setup with -o NAME-%%d.mkv, or the payload as received with --raw", *frags[3].FragmentNumber)
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("openkvs get -o one.mkv: %v\n%s\nwant exit status 1 and %q", err, out, want)
+	}
+	frames, log := getFFprobe(t, one)
+	if want := []string{"h264", "180"}; !slices.Equal(frames, want) {
+		t.Errorf("one.mkv: ffprobe counted %v, want %v", frames, want)
+	}
+	checkFFprobeLog(t, log, 0)
+
+	getCLI(t, srv, "--stream", "mixed", "-o", filepath.Join(dir, "part-%d.mkv"))
+	names, _ := filepath.Glob(filepath.Join(dir, "part-*.mkv"))
+	if len(names) != 2 {
+		t.Fatalf("files %v, want part-1.mkv and part-2.mkv", names)
+	}
+	for _, name := range names {
+		frames, log := getFFprobe(t, name)
+		if want := []string{"h264", "180"}; !slices.Equal(frames, want) {
+			t.Errorf("%s: ffprobe counted %v, want %v", name, frames, want)
+		}
+		checkFFprobeLog(t, log, 0)
+	}
+	if got := mustRead(t, filepath.Join(dir, "part-1.mkv")); !bytes.Equal(got, mustRead(t, one)) {
+		t.Errorf("part-1.mkv differs from one.mkv")
+	}
+
+	raw := exec.CommandContext(ctx(t), binary, "get", "--endpoint", srv.URL, "--stream", "mixed", "--raw", "-o", filepath.Join(dir, "raw-%d"))
+	raw.Env = awsEnv(t)
+	out, err = raw.CombinedOutput()
+	if want := "-o " + filepath.Join(dir, "raw-%d") + ": --raw writes one payload to one file, with no %d"; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("openkvs get --raw -o raw-%%d: %v, %q; want exit status 1 and %q", err, out, want)
+	}
+}
+
+// Two uploads of the same file, with `openkvs put` (producer wall clock,
+// ABSOLUTE, the second overlapping the first in time as put sends faster
+// than real time) or with RELATIVE timecodes that start at 0 each time,
+// export as one file that plays from start to end: every frame, with
+// timestamps that increase strictly on each track.
+func TestGetCLITwoSessions(t *testing.T) {
+	srv := startServer(t)
+	file := filepath.Join("..", "testdata", "media", "h264_aac.mkv")
+	for range 2 {
+		cmd := exec.CommandContext(ctx(t), binary, "put", "--endpoint", srv.URL, "--stream", "twice", "--create", file)
+		cmd.Env = awsEnv(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openkvs put: %v\n%s", err, out)
+		}
+	}
+	getIngest(t, srv, "relative", "h264_aac.mkv", "h264_aac.mkv")
+	for _, stream := range []string{"twice", "relative"} {
+		t.Run(stream, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.mkv")
+			getCLI(t, srv, "--stream", stream, "-o", out)
+			frames, log := getFFprobe(t, out)
+			if want := []string{"h264", "360", "aac", "566"}; !slices.Equal(frames, want) {
+				t.Errorf("ffprobe counted %v, want %v", frames, want)
+			}
+			checkFFprobeLog(t, log, 0)
+			for stream, pts := range ffprobePTS(t, out) {
+				for i := 1; i < len(pts); i++ {
+					if pts[i] <= pts[i-1] {
+						t.Errorf("stream %s: packet %d has pts %d after %d", stream, i, pts[i], pts[i-1])
+					}
+				}
+			}
+		})
+	}
+}
+
+// ffprobePTS returns the pts of every packet of file, in file order, by
+// stream index.
+func ffprobePTS(t *testing.T, file string) map[string][]int64 {
+	t.Helper()
+	ffprobe := requireTool(t, "ffprobe", "apt-get install -y ffmpeg")
+	out, err := exec.CommandContext(ctx(t), ffprobe, "-v", "error", "-show_entries", "packet=stream_index,pts", "-of", "csv=p=0", file).Output()
+	gmFatalIf(t, err, "ffprobe -show_packets %s", file)
+	pts := map[string][]int64{}
+	for _, line := range strings.Fields(string(out)) {
+		stream, v, _ := strings.Cut(line, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		gmFatalIf(t, err, "ffprobe packet %q", line)
+		pts[stream] = append(pts[stream], n)
+	}
+	return pts
 }
 
 // checkFFprobeLog accepts ffprobe's stderr if it holds exactly the given
@@ -457,12 +553,13 @@ func TestGetCLISigned(t *testing.T) {
 		t.Fatalf("openkvs get: %v\n%s", err, out)
 	}
 	// One producer session: the file put, but for its Segment's size,
-	// which GetMedia gives as unknown (kvs-protocol.md §5.3).
-	want := media(t, "h264.mkv")
-	i := bytes.Index(want, []byte{0x18, 0x53, 0x80, 0x67})
-	copy(want[i+4:], []byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
-	if got := mustRead(t, file); !bytes.Equal(got, want) {
-		t.Errorf("get wrote %d bytes that differ from the %d of the file put", len(got), len(want))
+	// which GetMedia gives as unknown (kvs-protocol.md §5.3), and the
+	// Cluster timecodes put stamped with its clock.
+	got := mustRead(t, file)
+	t0 := firstTimecode(t, got)
+	header, clusters := restamped(t, media(t, "h264.mkv"), t0)
+	if want := bytes.Join(append([][]byte{header}, clusters...), nil); !bytes.Equal(got, want) {
+		t.Errorf("get wrote %d bytes that differ from the %d of the file put, stamped from %d", len(got), len(want), t0)
 	}
 	if out, err := run(admin, "fragments", "--stream", "cam-signed"); err != nil || !strings.Contains(out, "3 fragments") {
 		t.Fatalf("openkvs fragments: %v\n%s", err, out)
@@ -470,6 +567,19 @@ func TestGetCLISigned(t *testing.T) {
 	wrong := append(awsEnv(t), "AWS_ACCESS_KEY_ID=AKIDADMIN", "AWS_SECRET_ACCESS_KEY=wrong")
 	if out, err := run(wrong, "get", "--stream", "cam-signed"); err == nil || !strings.Contains(out, "InvalidSignatureException") {
 		t.Errorf("openkvs get with a wrong secret: %v\n%s", err, out)
+	}
+}
+
+// firstTimecode is the Timecode of the first Cluster in an MKV file.
+func firstTimecode(t *testing.T, file []byte) uint64 {
+	t.Helper()
+	sp := mkv.NewSplitter(bytes.NewReader(file), mkv.SplitterOptions{})
+	for {
+		ev, err := sp.Next()
+		gmFatalIf(t, err, "no Cluster")
+		if s, ok := ev.(*mkv.FragmentStart); ok {
+			return s.Timecode
+		}
 	}
 }
 

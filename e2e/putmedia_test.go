@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/mkv"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/store/sqlite"
 	"github.com/openkvs/openkvs/synth"
@@ -171,12 +173,48 @@ func TestPutMediaRequestErrors(t *testing.T) {
 	}
 }
 
+// restamped is what `openkvs put` makes of an MKV file whose first
+// Cluster it stamped with t0 ms (kvs-protocol.md §4.1, ABSOLUTE): the
+// file's header with an unknown-size Segment, as GetMedia replays it, and
+// each fragment's bytes with its Cluster Timecode moved by t0 minus the
+// first one.
+func restamped(t *testing.T, file []byte, t0 uint64) (header []byte, frags [][]byte) {
+	t.Helper()
+	sp := mkv.NewSplitter(bytes.NewReader(file), mkv.SplitterOptions{})
+	first, have := uint64(0), false
+	for {
+		ev, err := sp.Next()
+		if errors.Is(err, io.EOF) {
+			return header, frags
+		}
+		gmFatalIf(t, err, "split")
+		switch e := ev.(type) {
+		case *mkv.Header:
+			header = bytes.Clone(e.FirstChunkHeader)
+		case *mkv.FragmentStart:
+			if !have {
+				first, have = e.Timecode, true
+			}
+			b, err := mkv.SetClusterTimecode(e.Data, t0+e.Timecode-first)
+			gmFatalIf(t, err, "restamp")
+			frags = append(frags, b)
+		case *mkv.Frame, *mkv.FragmentData:
+			frags[len(frags)-1] = append(frags[len(frags)-1], e.Bytes()...)
+		}
+	}
+}
+
+// `openkvs put` stamps fragments with the producer's wall clock
+// (ABSOLUTE): the first at the time put started, the others as far after
+// it as in the file.
 func TestPutCLI(t *testing.T) {
 	srv := startServer(t)
 	cmd := exec.CommandContext(ctx(t), binary, "put", "--endpoint", srv.URL, "--stream", "cli", "--create", "--retention", "2",
 		filepath.Join("..", "testdata", "media", "unknown_size.mkv"))
 	cmd.Env = awsEnv(t)
+	before := time.Now().Truncate(time.Millisecond)
 	out, err := cmd.CombinedOutput()
+	after := time.Now()
 	if err != nil {
 		t.Fatalf("openkvs put: %v\n%s", err, out)
 	}
@@ -189,13 +227,20 @@ func TestPutCLI(t *testing.T) {
 	}
 	srv.Stop()
 	frags, data := stored(t, srv, "cli")
-	want := synth.ClusterSpans(media(t, "unknown_size.mkv"))
 	if len(frags) != 3 {
 		t.Fatalf("%d fragments stored, want 3", len(frags))
 	}
+	t0 := frags[0].ProducerTime
+	if t0.Before(before) || t0.After(after) {
+		t.Errorf("first producer timestamp %v, want the time put ran, %v to %v", t0, before, after)
+	}
+	_, want := restamped(t, media(t, "unknown_size.mkv"), uint64(t0.UnixMilli()))
 	for k := range want {
+		if d := frags[k].ProducerTime.Sub(t0); d != time.Duration(k)*2*time.Second {
+			t.Errorf("fragment %d: producer timestamp %v after the first, want %v", k, d, time.Duration(k)*2*time.Second)
+		}
 		if !bytes.Equal(data[k], want[k]) {
-			t.Errorf("fragment %d differs from the file", k)
+			t.Errorf("fragment %d differs from the file stamped from %d", k, t0.UnixMilli())
 		}
 	}
 }

@@ -77,6 +77,9 @@ type Reader struct {
 	seeking bool
 	at      time.Time
 	field   store.TimeField
+	// keys: until it sends its first fragment, a reader without a named
+	// place to start passes over fragments that start mid-GOP (keyframe.go).
+	keys keySeek
 }
 
 // GetMedia validates a GetMedia request for stream st, admits it under the
@@ -164,6 +167,12 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			}
 			r.seeking = !take
 		}
+		if take && r.keys.on {
+			if take, err = r.startsWithKey(wait, n); err != nil {
+				return r.end(sink, err)
+			}
+			r.keys.on = !take
+		}
 		if take {
 			if n.archive != nil && !behind {
 				behind = true
@@ -233,7 +242,9 @@ func (r *Reader) end(sink Sink, err error) error {
 
 // start works out where the selector points.
 func (r *Reader) start(ctx context.Context, sel *StartSelector) error {
-	switch *sel.StartSelectorType {
+	t := *sel.StartSelectorType
+	r.keys.on = t != SelectFragmentNumber && t != SelectContinuationToken
+	switch t {
 	case SelectEarliest:
 		return nil
 	case SelectFragmentNumber:

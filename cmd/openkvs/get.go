@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,13 +26,17 @@ import (
 )
 
 const getUsage = `Usage: openkvs get --stream NAME [--start now|earliest|fragment=N|producer=TIME|server=TIME]
-                   [--follow] [--raw] [-o FILE|-]
+                   [--follow] [--raw] [--retry-for DURATION] [-o FILE|-]
 
 Reads the stream with GetMedia and writes it as one playable Matroska file:
-the stream header once, then every fragment's Cluster, with a new EBML
-document where the stream header changes. --raw writes the GetMedia payload
-exactly as received instead. A dropped connection is resumed after the last
-whole fragment, so the output has no gap and no duplicate.
+the stream header once, then every fragment's Cluster, with timestamps that
+only increase. Where the codec setup changes (a producer session with other
+tracks or codec data) one file cannot go on: with -o NAME-%d.mkv each setup
+gets a file of its own (NAME-1.mkv, NAME-2.mkv, ...); otherwise get stops
+there with an error. --raw writes the GetMedia payload exactly as received
+instead. A dropped connection is resumed after the last whole fragment, so
+the output has no gap and no duplicate; reconnects back off from 0.25 s to
+10 s, for --retry-for (default: forever with --follow, else 30s).
 
 --start picks the first fragment: now (the fragment being received, else the
 next one), earliest, fragment=N (the fragment after number N), or
@@ -55,14 +60,16 @@ func get(args []string) error {
 	var stream, start, output, format string
 	var follow, raw bool
 	var idle time.Duration
+	var retryFor optDuration
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	c.flags(fs)
 	fs.StringVar(&stream, "stream", "", "stream `name` (required)")
 	fs.StringVar(&start, "start", "", "`selector` of the first fragment: now, earliest, fragment=N, producer=TIME, server=TIME or -DURATION (default earliest, now with --follow)")
 	fs.BoolVar(&follow, "follow", false, "keep reading new fragments until interrupted")
 	fs.BoolVar(&raw, "raw", false, "write the GetMedia chunks exactly as received")
-	fs.StringVar(&output, "o", "-", "output `file`, - for stdout")
+	fs.StringVar(&output, "o", "-", "output `file`, - for stdout; a name with %d is numbered, a file per codec setup")
 	fs.StringVar(&format, "format", "mkv", "output `format`: mkv (mp4 once openkvs serves GetClip)")
+	fs.Var(&retryFor, "retry-for", "give up after the server has been unreachable this `duration`; 0 never (default: 0 with --follow, else 30s)")
 	fs.DurationVar(&idle, "idle", 2*time.Second, "without --follow, stop when the stream sends nothing for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -81,6 +88,14 @@ func get(args []string) error {
 	if !follow && idle <= 0 {
 		return fmt.Errorf("--idle must be positive")
 	}
+	if !retryFor.set && !follow {
+		// Without --follow get copies what is there: a server restart is
+		// ridden out, a server that stays away is an error soon.
+		retryFor.d = 30 * time.Second
+	}
+	if raw && strings.Contains(output, "%d") {
+		return fmt.Errorf("-o %s: --raw writes one payload to one file, with no %%d", output)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,17 +103,18 @@ func get(args []string) error {
 	if err != nil {
 		return err
 	}
-	ep, err := dataEndpoint(ctx, cfg, stream, types.APINameGetMedia)
-	if err != nil {
+	// Asked once here so that an unknown stream is an error before -o is
+	// created; the client asks again before every connection.
+	if _, err := dataEndpoint(ctx, cfg, stream, types.APINameGetMedia); err != nil {
 		return err
 	}
-	out, closeOut, err := openOutput(output)
-	if err != nil {
+	out := &outputs{name: output}
+	if err := out.next(); err != nil {
 		return err
 	}
 	dates := &dateTransport{rt: dataTransport(cfg)}
-	opts := client.GetOptions{Endpoint: ep, Stream: stream, Start: sel, Follow: follow,
-		HTTPClient: &http.Client{Transport: dates}}
+	opts := client.GetOptions{Resolve: resolver(cfg, stream, types.APINameGetMedia), Stream: stream, Start: sel, Follow: follow,
+		HTTPClient: &http.Client{Transport: dates}, RetryFor: retryFor.d, Logf: logStderr}
 	if !follow {
 		opts.IdleTimeout = idle
 	}
@@ -106,7 +122,7 @@ func get(args []string) error {
 		opts.Sign = jsonSigner(cfg, c.region)
 	}
 
-	mkvOut := client.NewMKVWriter(out)
+	mkvOut := client.NewMKVWriter(out.w)
 	prog := &getProgress{start: time.Now(), last: time.Now()}
 	stats, err := client.Get(ctx, opts, func(f *client.Fragment) error {
 		if !follow && f.ServerTime.After(dates.cutoff()) {
@@ -114,24 +130,30 @@ func get(args []string) error {
 		}
 		var err error
 		if raw {
-			_, err = out.Write(f.Data)
-		} else {
-			err = mkvOut.Write(f)
+			_, err = out.w.Write(f.Data)
+		} else if err = mkvOut.Write(f); errors.Is(err, client.ErrNewSetup) {
+			if !out.numbered() {
+				return fmt.Errorf("%w: one Matroska file cannot switch to it; write a file per codec setup with -o NAME-%%d.mkv, or the payload as received with --raw", err)
+			}
+			if err = out.next(); err == nil {
+				mkvOut.Next(out.w)
+				err = mkvOut.Write(f)
+			}
 		}
 		if err == nil {
 			// Each fragment goes out whole as soon as it is read: to a
 			// player reading a pipe, or to a file that others read while
 			// get follows the stream.
-			err = out.Flush()
+			err = out.w.Flush()
 		}
 		if err != nil {
-			return fmt.Errorf("write %s: %w", output, err)
+			return fmt.Errorf("write %s: %w", out.current, err)
 		}
 		prog.fragment(f)
 		return nil
 	})
-	if cerr := closeOut(); err == nil && cerr != nil {
-		err = fmt.Errorf("write %s: %w", output, cerr)
+	if cerr := out.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", out.current, cerr)
 	}
 	prog.done(stats)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -182,25 +204,75 @@ func parseStart(s string, follow bool) (client.StartSelector, error) {
 	return client.StartSelector{}, fmt.Errorf("--start %q: want now, earliest, fragment=N, producer=TIME, server=TIME or -DURATION (-1m)", s)
 }
 
-// openOutput opens FILE, or stdout for "-", buffered: the caller flushes
-// after each fragment.
-func openOutput(name string) (*bufio.Writer, func() error, error) {
-	if name == "-" {
-		w := bufio.NewWriterSize(os.Stdout, 1<<20)
-		return w, w.Flush, nil
+// optDuration is a duration flag that knows whether it was given, on the
+// command line or in the environment.
+type optDuration struct {
+	d   time.Duration
+	set bool
+}
+
+func (o *optDuration) String() string {
+	if !o.set {
+		return ""
 	}
-	f, err := os.Create(name)
+	return o.d.String()
+}
+
+func (o *optDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	return w, func() error {
-		err := w.Flush()
-		if cerr := f.Close(); err == nil {
+	o.d, o.set = d, true
+	return nil
+}
+
+// outputs is where get writes: stdout ("-"), a file, or, for a name with
+// %d, a series of files numbered from 1, the next one opened where the
+// codec setup changes. Writes are buffered: the caller flushes after each
+// fragment.
+type outputs struct {
+	name    string // -o
+	current string // name of the open file
+	n       int    // number of the open file
+	w       *bufio.Writer
+	f       *os.File // nil for stdout
+}
+
+func (o *outputs) numbered() bool { return strings.Contains(o.name, "%d") }
+
+// next closes the open file, if any, and opens the next one.
+func (o *outputs) next() error {
+	if err := o.close(); err != nil {
+		return fmt.Errorf("write %s: %w", o.current, err)
+	}
+	o.n++
+	o.current = strings.Replace(o.name, "%d", strconv.Itoa(o.n), 1)
+	if o.name == "-" {
+		o.w = bufio.NewWriterSize(os.Stdout, 1<<20)
+		return nil
+	}
+	f, err := os.Create(o.current)
+	if err != nil {
+		return err
+	}
+	o.f, o.w = f, bufio.NewWriterSize(f, 1<<20)
+	return nil
+}
+
+// close flushes and closes the open file.
+func (o *outputs) close() error {
+	if o.w == nil {
+		return nil
+	}
+	err := o.w.Flush()
+	if o.f != nil {
+		if cerr := o.f.Close(); err == nil {
 			err = cerr
 		}
-		return err
-	}, nil
+	}
+	o.w, o.f = nil, nil
+	return err
 }
 
 // dateTransport remembers the Date header of the first response: the

@@ -16,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/openkvs/openkvs/client"
 )
@@ -78,12 +80,16 @@ func put(args []string) error {
 	var stream string
 	var create, realtime bool
 	var retention int
+	var retryFor time.Duration
+	var buffer int64
 	fs := flag.NewFlagSet("put", flag.ContinueOnError)
 	c.flags(fs)
 	fs.StringVar(&stream, "stream", "", "stream `name` (required)")
 	fs.BoolVar(&create, "create", false, "create the stream if it does not exist")
 	fs.IntVar(&retention, "retention", 24, "data retention in `hours` of a stream made by --create")
 	fs.BoolVar(&realtime, "realtime", false, "send frames at the pace of their timecodes, as a camera would")
+	fs.DurationVar(&retryFor, "retry-for", 0, "give up after the server has been unreachable this long (0: retry for as long as the input lasts)")
+	fs.Int64Var(&buffer, "buffer", client.DefaultMaxBuffer, "memory for fragments not yet persisted, in `bytes`; when full, the input is not read until the server catches up")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -111,11 +117,13 @@ func put(args []string) error {
 	if err != nil {
 		return err
 	}
-	ep, err := dataEndpoint(ctx, cfg, stream, types.APINamePutMedia)
-	if err != nil {
-		return err
+	if buffer <= 0 {
+		return fmt.Errorf("--buffer must be positive")
 	}
-	opts := client.PutOptions{Endpoint: ep, Stream: stream, TimecodeType: "RELATIVE", Realtime: realtime, AckOn: "PERSISTED"}
+	// Restamp: producer wall-clock timecodes, as the official producer
+	// sends them, so that two uploads of one file do not both start at 0.
+	opts := client.PutOptions{Resolve: resolver(cfg, stream, types.APINamePutMedia), Stream: stream, Restamp: true,
+		Realtime: realtime, AckOn: "PERSISTED", RetryFor: retryFor, MaxBuffer: buffer, Logf: logStderr}
 	if aws.ToInt32(info.DataRetentionInHours) == 0 {
 		opts.AckOn = "RECEIVED" // a stream that keeps no data sends no PERSISTED
 	}
@@ -132,12 +140,34 @@ func put(args []string) error {
 
 // dataEndpoint asks the control plane where stream's api calls go, as
 // the AWS clients and producers do before every data-plane call.
-func dataEndpoint(ctx context.Context, cfg aws.Config, stream string, api types.APIName) (string, error) {
-	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: api})
+func dataEndpoint(ctx context.Context, cfg aws.Config, stream string, api types.APIName, opts ...func(*kinesisvideo.Options)) (string, error) {
+	ep, err := kinesisvideo.NewFromConfig(cfg).GetDataEndpoint(ctx, &kinesisvideo.GetDataEndpointInput{StreamName: &stream, APIName: api}, opts...)
 	if err != nil {
 		return "", fmt.Errorf("get data endpoint: %w", err)
 	}
 	return aws.ToString(ep.DataEndpoint), nil
+}
+
+// resolver is the client's Resolve hook: GetDataEndpoint before every
+// connection, as the official producer does after a failure. It tries
+// once, leaving the pacing of retries to the client, and returns an error
+// answer as a *client.APIError, so that the client ends on one that
+// retrying cannot cure (an unknown stream, a denied key).
+func resolver(cfg aws.Config, stream string, api types.APIName) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		ep, err := dataEndpoint(ctx, cfg, stream, api, func(o *kinesisvideo.Options) { o.RetryMaxAttempts = 1 })
+		var re *awshttp.ResponseError
+		var ae smithy.APIError
+		if errors.As(err, &re) && errors.As(err, &ae) {
+			return "", &client.APIError{Op: "GetDataEndpoint", StatusCode: re.HTTPStatusCode(), Type: ae.ErrorCode(), Message: ae.ErrorMessage()}
+		}
+		return ep, err
+	}
+}
+
+// logStderr is the client's Logf: one line on stderr.
+func logStderr(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
 // describeOrCreate returns the stream, creating it first if asked to.

@@ -66,11 +66,13 @@ ListFragments and GetMediaForFragmentList, with its catalog and fragments in
 --insecure.
 `
 
-const putUsage = `Usage: openkvs put --stream NAME [--create] [--realtime] FILE|-
+const putUsage = `Usage: openkvs put --stream NAME [--create] [--realtime] [--retry-for DURATION] [--buffer BYTES] FILE|-
 
-Streams an MKV file (or stdin, -) to PutMedia, re-sending what was not yet
-persisted after a dropped connection. Other containers convert without
-re-encoding: ffmpeg -i in.mp4 -c copy -f matroska - | openkvs put --stream NAME -
+Streams an MKV file (or stdin, -) to PutMedia with producer wall-clock
+timecodes (ABSOLUTE), re-sending what was not yet persisted after a dropped
+connection. Reconnects back off from 0.25 s to 10 s, asking GetDataEndpoint
+each time. Other containers convert without re-encoding:
+ffmpeg -i in.mp4 -c copy -f matroska - | openkvs put --stream NAME -
 `
 
 const benchUsage = `Usage: openkvs bench [--quick] [--json FILE] [--target URL]
