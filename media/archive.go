@@ -27,24 +27,12 @@ const (
 // (the model gives none; AWS APIs commonly use 100).
 const DefaultMaxResults = 100
 
-// TimestampRange is an inclusive range of fragment start times.
-type TimestampRange struct {
-	StartTimestamp *api.Timestamp `json:"StartTimestamp"`
-	EndTimestamp   *api.Timestamp `json:"EndTimestamp"`
-}
-
-// FragmentSelector chooses fragments by one of their timestamps.
-type FragmentSelector struct {
-	FragmentSelectorType *string         `json:"FragmentSelectorType"`
-	TimestampRange       *TimestampRange `json:"TimestampRange"`
-}
-
 // ListFragmentsInput is the ListFragments request.
 type ListFragmentsInput struct {
 	streams.Ref
-	MaxResults       *int64            `json:"MaxResults"`
-	NextToken        *string           `json:"NextToken"`
-	FragmentSelector *FragmentSelector `json:"FragmentSelector"`
+	MaxResults       *int64                `json:"MaxResults"`
+	NextToken        *string               `json:"NextToken"`
+	FragmentSelector *api.FragmentSelector `json:"FragmentSelector"`
 }
 
 // Fragment describes one fragment in ListFragments.

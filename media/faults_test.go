@@ -162,8 +162,8 @@ func TestArchiveReadLimits(t *testing.T) {
 	}
 
 	sel := FragmentsByServerTime
-	in := &ListFragmentsInput{FragmentSelector: &FragmentSelector{FragmentSelectorType: &sel,
-		TimestampRange: &TimestampRange{StartTimestamp: &api.Timestamp{}, EndTimestamp: &api.Timestamp{Time: time.Now()}}}}
+	in := &ListFragmentsInput{FragmentSelector: &api.FragmentSelector{FragmentSelectorType: &sel,
+		TimestampRange: &api.TimestampRange{StartTimestamp: &api.Timestamp{}, EndTimestamp: &api.Timestamp{Time: time.Now()}}}}
 	h.svc = New(h.catalog, h.blobs, h.hub, Options{ListCallsPerSecond: 2}, nil)
 	for i := range 3 {
 		_, err := h.svc.ListFragments(ctx, h.stream, in)

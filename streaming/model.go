@@ -42,28 +42,16 @@ const (
 	maxSessionsStream = 10
 )
 
-// TimestampRange is a selector's time range.
-type TimestampRange struct {
-	StartTimestamp *api.Timestamp `json:"StartTimestamp"`
-	EndTimestamp   *api.Timestamp `json:"EndTimestamp"`
-}
-
-// FragmentSelector is HLSFragmentSelector or DASHFragmentSelector.
-type FragmentSelector struct {
-	FragmentSelectorType *string         `json:"FragmentSelectorType"`
-	TimestampRange       *TimestampRange `json:"TimestampRange"`
-}
-
 // HLSInput is the GetHLSStreamingSessionURL request.
 type HLSInput struct {
 	streams.Ref
-	PlaybackMode                    *string           `json:"PlaybackMode"`
-	HLSFragmentSelector             *FragmentSelector `json:"HLSFragmentSelector"`
-	ContainerFormat                 *string           `json:"ContainerFormat"`
-	DiscontinuityMode               *string           `json:"DiscontinuityMode"`
-	DisplayFragmentTimestamp        *string           `json:"DisplayFragmentTimestamp"`
-	Expires                         *int64            `json:"Expires"`
-	MaxMediaPlaylistFragmentResults *int64            `json:"MaxMediaPlaylistFragmentResults"`
+	PlaybackMode                    *string               `json:"PlaybackMode"`
+	HLSFragmentSelector             *api.FragmentSelector `json:"HLSFragmentSelector"`
+	ContainerFormat                 *string               `json:"ContainerFormat"`
+	DiscontinuityMode               *string               `json:"DiscontinuityMode"`
+	DisplayFragmentTimestamp        *string               `json:"DisplayFragmentTimestamp"`
+	Expires                         *int64                `json:"Expires"`
+	MaxMediaPlaylistFragmentResults *int64                `json:"MaxMediaPlaylistFragmentResults"`
 }
 
 // HLSOutput is the GetHLSStreamingSessionURL response.
@@ -74,12 +62,12 @@ type HLSOutput struct {
 // DASHInput is the GetDASHStreamingSessionURL request.
 type DASHInput struct {
 	streams.Ref
-	PlaybackMode               *string           `json:"PlaybackMode"`
-	DASHFragmentSelector       *FragmentSelector `json:"DASHFragmentSelector"`
-	DisplayFragmentTimestamp   *string           `json:"DisplayFragmentTimestamp"`
-	DisplayFragmentNumber      *string           `json:"DisplayFragmentNumber"`
-	Expires                    *int64            `json:"Expires"`
-	MaxManifestFragmentResults *int64            `json:"MaxManifestFragmentResults"`
+	PlaybackMode               *string               `json:"PlaybackMode"`
+	DASHFragmentSelector       *api.FragmentSelector `json:"DASHFragmentSelector"`
+	DisplayFragmentTimestamp   *string               `json:"DisplayFragmentTimestamp"`
+	DisplayFragmentNumber      *string               `json:"DisplayFragmentNumber"`
+	Expires                    *int64                `json:"Expires"`
+	MaxManifestFragmentResults *int64                `json:"MaxManifestFragmentResults"`
 }
 
 // DASHOutput is the GetDASHStreamingSessionURL response.
@@ -90,7 +78,7 @@ type DASHOutput struct {
 // common is what both requests share, validated once.
 type common struct {
 	mode       string
-	selector   *FragmentSelector
+	selector   *api.FragmentSelector
 	expires    *int64
 	maxResults *int64
 }
@@ -108,7 +96,7 @@ func (c common) validate(v *api.Validator, selectorName, maxName string) {
 
 // rangeError checks the selector's range against the mode (kvs-protocol.md §7.5).
 func (c common) rangeError(selectorName string) error {
-	var r *TimestampRange
+	var r *api.TimestampRange
 	if c.selector != nil {
 		r = c.selector.TimestampRange
 	}

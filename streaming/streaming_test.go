@@ -257,8 +257,8 @@ func TestProducerTimestampTies(t *testing.T) {
 	f.add(2*time.Second, 2*time.Second, f.header)
 	f.add(2*time.Second, 2*time.Second, f.header) // the producer re-sent it
 	f.add(4*time.Second, 2*time.Second, f.header)
-	r := &FragmentSelector{FragmentSelectorType: str(SelectProducerTimestamp),
-		TimestampRange: &TimestampRange{StartTimestamp: &api.Timestamp{Time: t0}, EndTimestamp: &api.Timestamp{Time: t0.Add(time.Minute)}}}
+	r := &api.FragmentSelector{FragmentSelectorType: str(SelectProducerTimestamp),
+		TimestampRange: &api.TimestampRange{StartTimestamp: &api.Timestamp{Time: t0}, EndTimestamp: &api.Timestamp{Time: t0.Add(time.Minute)}}}
 	tok, err := f.hls(HLSInput{PlaybackMode: str(ModeOnDemand), HLSFragmentSelector: r})
 	if err != nil {
 		t.Fatal(err)

@@ -87,24 +87,25 @@ func streamsCmd(args []string) error {
 }
 
 // streamsClient parses a streams subcommand's flags and positional
-// arguments (flags may follow them) and returns its control-plane client.
-func streamsClient(ctx context.Context, fs *flag.FlagSet, c *clientConfig, args []string, names ...string) (*kinesisvideo.Client, []string, error) {
+// arguments (flags may follow them) and returns its control-plane client
+// and the configuration it was made from.
+func streamsClient(ctx context.Context, fs *flag.FlagSet, c *clientConfig, args []string, names ...string) (*kinesisvideo.Client, aws.Config, []string, error) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return nil, nil, err
+		return nil, aws.Config{}, nil, err
 	}
 	if len(pos) != len(names) {
 		fs.Usage()
 		if len(names) == 0 {
-			return nil, nil, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)
+			return nil, aws.Config{}, nil, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)
 		}
-		return nil, nil, fmt.Errorf("%s needs %s, got %q", fs.Name(), strings.Join(names, " and "), pos)
+		return nil, aws.Config{}, nil, fmt.Errorf("%s needs %s, got %q", fs.Name(), strings.Join(names, " and "), pos)
 	}
 	cfg, _, err := c.aws(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, aws.Config{}, nil, err
 	}
-	return kinesisvideo.NewFromConfig(cfg), pos, nil
+	return kinesisvideo.NewFromConfig(cfg), cfg, pos, nil
 }
 
 // parseArgs parses args with fs's flags anywhere among the positional
@@ -188,7 +189,7 @@ func streamsList(args []string) error {
 	fs.StringVar(&prefix, "prefix", "", "list only the streams whose names begin with `P`")
 	ctx, stop := signalContext()
 	defer stop()
-	kv, cfg, err := streamsListClient(ctx, fs, &c, args)
+	kv, cfg, _, err := streamsClient(ctx, fs, &c, args)
 	if err != nil {
 		return err
 	}
@@ -219,23 +220,6 @@ func streamsList(args []string) error {
 		}
 	}
 	return writeStreams(os.Stdout, rows)
-}
-
-// streamsListClient is streamsClient for `streams list`, which also needs
-// the configuration to call the status API.
-func streamsListClient(ctx context.Context, fs *flag.FlagSet, c *clientConfig, args []string) (*kinesisvideo.Client, aws.Config, error) {
-	if _, err := parseArgs(fs, args); err != nil {
-		return nil, aws.Config{}, err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return nil, aws.Config{}, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
-	}
-	cfg, _, err := c.aws(ctx)
-	if err != nil {
-		return nil, aws.Config{}, err
-	}
-	return kinesisvideo.NewFromConfig(cfg), cfg, nil
 }
 
 // statusOptions calls the status API as the other commands call the
@@ -293,7 +277,7 @@ func streamsCreate(args []string) error {
 	fs.StringVar(&kmsKey, "kms-key-id", "", "KMS `key` id the stream's data is encrypted with (default: the account's KVS key)")
 	ctx, stop := signalContext()
 	defer stop()
-	kv, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
+	kv, _, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -323,7 +307,7 @@ func streamsDescribe(args []string) error {
 	c.flags(fs)
 	ctx, stop := signalContext()
 	defer stop()
-	kv, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
+	kv, _, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -354,7 +338,7 @@ func streamsDelete(args []string) error {
 	c.flags(fs)
 	ctx, stop := signalContext()
 	defer stop()
-	kv, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
+	kv, _, pos, err := streamsClient(ctx, fs, &c, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -377,7 +361,7 @@ func streamsUpdateRetention(args []string) error {
 	c.flags(fs)
 	ctx, stop := signalContext()
 	defer stop()
-	kv, pos, err := streamsClient(ctx, fs, &c, args, "NAME", "HOURS")
+	kv, _, pos, err := streamsClient(ctx, fs, &c, args, "NAME", "HOURS")
 	if err != nil {
 		return err
 	}
