@@ -107,6 +107,12 @@ func (s *Service) tail(sess *session) ([]*hubFragment, error) {
 			return nil, err
 		}
 		out = append(out, h)
+		if !h.complete {
+			// The one in progress ends the tail, even if the next one
+			// began meanwhile: only a playlist's last fragment may be
+			// partial.
+			return out, nil
+		}
 	}
 }
 
