@@ -16,8 +16,10 @@
 // negative offset. A caller's timeline must therefore start at least that delay
 // before its first fragment.
 //
-// The ISO BMFF boxes and TS packets are written with github.com/bluenviron/mediacommon/v2
-// and codec private data is parsed with github.com/Eyevinn/mp4ff; this package only maps
-// Matroska tracks and blocks onto them (kvs-playback.md §7 records the trials that chose
-// both).
+// Init segments and TS packets are written with github.com/bluenviron/mediacommon/v2;
+// media segments (moof and mdat) with github.com/Eyevinn/mp4ff, whose hand-coded boxes
+// remux several times faster than mediacommon's reflective writer and let the mdat refer to
+// the frames instead of copying them; codec private data is parsed with mp4ff too. This
+// package only maps Matroska tracks and blocks onto them (kvs-playback.md §7 records the
+// trials that chose both libraries).
 package playback
