@@ -46,7 +46,7 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 	m := &HTTP{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "openkvs_api_requests_total",
-			Help: "API requests answered, by operation (the IAM action name, or healthz, readyz, metrics, unknown) and HTTP status code.",
+			Help: "API requests answered, by operation (the IAM action name, a playback resource such as getHLSMediaPlaylist.m3u8, or healthz, readyz, metrics, unknown) and HTTP status code.",
 		}, []string{"operation", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "openkvs_api_request_duration_seconds",
