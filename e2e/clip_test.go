@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"io"
+	"maps"
 	"math"
+	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +17,12 @@ import (
 
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+
+	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/synth"
 )
 
 // clipRange selects fragments by producer timestamp.
@@ -156,5 +163,174 @@ func TestGetClip(t *testing.T) {
 				t.Errorf("middle fragment: video times %v,\nwant %v", got, want)
 			}
 		})
+	}
+}
+
+// brokenFrame returns the media with the first frame's first NAL unit length
+// made larger than the frame: an invalid media frame that ingest, which
+// does not decode frames, stores as it came.
+func brokenFrame(t *testing.T, mkv []byte) []byte {
+	t.Helper()
+	b := bytes.Clone(mkv)
+	cluster := bytes.Index(b, []byte{0x1F, 0x43, 0xB6, 0x75})
+	block := cluster + bytes.IndexByte(b[cluster:], 0xA3) // the first SimpleBlock
+	size := bits.LeadingZeros8(b[block+1]) + 1            // its size's EBML vint length
+	payload := block + 1 + size + 4                       // track number (1 byte), timecode, flags
+	b[payload], b[payload+1] = 0x7F, 0xFF
+	return b
+}
+
+// TestGetClipErrors checks every GetClip exception with the Go SDK.
+func TestGetClipErrors(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "--getclip-calls-per-second", "0.01") // one call per stream in this test's time
+	am := gmArchived(srv)
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	clip := func(stream string, sel *amtypes.ClipFragmentSelector) error {
+		out, err := am.GetClip(ctx(t), &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String(stream), ClipFragmentSelector: sel})
+		if err == nil {
+			out.Payload.Close()
+		}
+		return err
+	}
+	playStream(t, srv, "cam", "h264.mkv", start)
+	wantAPIError[*amtypes.InvalidArgumentException](t, clip("cam", clipRange(start, start)),
+		"ClipFragmentSelector.TimestampRange.EndTimestamp must be after StartTimestamp.")
+	wantAPIError[*amtypes.InvalidArgumentException](t, clip("cam", clipRange(start, start.Add(25*time.Hour))),
+		"ClipFragmentSelector.TimestampRange must not span more than 24 hours.")
+	future := clipRange(start, time.Now().Add(time.Hour))
+	future.FragmentSelectorType = amtypes.ClipFragmentSelectorTypeServerTimestamp
+	wantAPIError[*amtypes.InvalidArgumentException](t, clip("cam", future),
+		"ClipFragmentSelector.TimestampRange.EndTimestamp must be in the past for SERVER_TIMESTAMP.")
+	wantAPIError[*amtypes.ResourceNotFoundException](t, clip("nope", clipRange(start, start.Add(time.Minute))), "")
+	wantAPIError[*amtypes.ResourceNotFoundException](t, clip("cam", clipRange(start.Add(-time.Hour), start.Add(-time.Minute))),
+		"No fragments found in the stream for the clip's timestamp range.")
+	wantAPIError[*amtypes.ClientLimitExceededException](t, clip("cam", clipRange(start, start.Add(time.Minute))), "")
+
+	if _, err := srv.control().CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("none")}); err != nil {
+		t.Fatal(err)
+	}
+	wantAPIError[*amtypes.NoDataRetentionException](t, clip("none", clipRange(start, start.Add(time.Minute))), "")
+	for _, tc := range refusedSetups(t) {
+		putSetup(t, srv, tc.stream, tc.media, start)
+		tc.check(t, clip(tc.stream, clipRange(start, start.Add(time.Minute))))
+	}
+	putSetup(t, srv, "badframe", brokenFrame(t, media(t, "h264.mkv")), start)
+	wantAPIError[*amtypes.InvalidMediaFrameException](t, clip("badframe", clipRange(start, start.Add(time.Minute))), "")
+	if _, err := srv.control().CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("nocpd"), DataRetentionInHours: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	gmIngest(t, srv, "nocpd", "PERSISTED", gmFrags(synth.Video{}, 0, 1))
+	at := *playFragments(t, srv, "nocpd")[0].ProducerTimestamp
+	wantAPIError[*amtypes.MissingCodecPrivateDataException](t, clip("nocpd", clipRange(at, at.Add(time.Second))), "")
+}
+
+// TestGetClipSessions puts two producer sessions in a stream: one with the
+// same codec setup continues the clip; one with another setup ends it, and
+// a clip from its first fragment holds the rest.
+func TestGetClipSessions(t *testing.T) {
+	t.Parallel()
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	srv := startServer(t, "--getclip-calls-per-second", "100")
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	put := func(stream, file string, at time.Time) {
+		opts := client.PutOptions{Endpoint: srv.URL, Stream: stream, TimecodeType: "RELATIVE", StartTime: at}
+		if _, err := client.Put(ctx(t), opts, bytes.NewReader(media(t, file))); err != nil {
+			t.Fatalf("put %s: %v", file, err)
+		}
+	}
+	playStream(t, srv, "same", "h264.mkv", start)
+	put("same", "h264.mkv", start.Add(10*time.Second))
+	path := getClip(t, srv, "same", clipRange(start, start.Add(time.Minute)))
+	wantProgressive(t, path)
+	if n := decodedFrames(t, ffmpeg, path, "v"); n != 360 {
+		t.Errorf("same setup: %d frames decoded, want 360", n)
+	}
+
+	playStream(t, srv, "other", "h264.mkv", start)
+	put("other", "h265.mkv", start.Add(10*time.Second))
+	frags := playFragments(t, srv, "other")
+	if len(frags) != 6 {
+		t.Fatalf("%d fragments, want 6", len(frags))
+	}
+	path = getClip(t, srv, "other", clipRange(start, start.Add(time.Minute)))
+	if n := decodedFrames(t, ffmpeg, path, "v"); n != 180 {
+		t.Errorf("up to the new setup: %d frames decoded, want 180", n)
+	}
+	path = getClip(t, srv, "other", clipRange(*frags[3].ProducerTimestamp, start.Add(time.Minute)))
+	if n := decodedFrames(t, ffmpeg, path, "v"); n != 180 {
+		t.Errorf("from the new setup: %d frames decoded, want 180", n)
+	}
+	out, err := exec.CommandContext(ctx(t), requireTool(t, "ffprobe", "apt-get install -y ffmpeg"), "-v", "error", "-select_streams", "v",
+		"-show_entries", "stream=codec_name", "-of", "csv=p=0", path).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "hevc" {
+		t.Errorf("from the new setup: codec %q, %v; want hevc", out, err)
+	}
+}
+
+// TestGetClipBoto3 makes clips with boto3's get_clip of each codec setup and
+// checks its exceptions.
+func TestGetClipBoto3(t *testing.T) {
+	t.Parallel()
+	py := requirePython(t, "boto3", "apt-get install -y python3-boto3")
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	srv := startServer(t)
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	files := map[string]struct{ video, audio int }{"h264": {180, 0}, "h264_aac": {180, 283}, "h264_bframes": {180, 0}, "h265": {180, 0}}
+	for name := range files {
+		playStream(t, srv, name, name+".mkv", start)
+	}
+	if _, err := srv.control().CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("empty"), DataRetentionInHours: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	script := `
+import sys, boto3, datetime
+c = boto3.client("kinesis-video-archived-media", endpoint_url=sys.argv[1], region_name="us-east-1")
+t0 = float(sys.argv[2])
+def sel(a, b):
+    return {"FragmentSelectorType": "PRODUCER_TIMESTAMP", "TimestampRange": {
+        "StartTimestamp": datetime.datetime.fromtimestamp(a, datetime.timezone.utc),
+        "EndTimestamp": datetime.datetime.fromtimestamp(b, datetime.timezone.utc)}}
+for name in sys.argv[4:]:
+    r = c.get_clip(StreamName=name, ClipFragmentSelector=sel(t0, t0 + 60))
+    with open(sys.argv[3] + "/" + name + ".mp4", "wb") as f:
+        f.write(r["Payload"].read())
+    print(name, r["ContentType"])
+try:
+    c.get_clip(StreamName="empty", ClipFragmentSelector=sel(t0, t0 + 60))
+except c.exceptions.ResourceNotFoundException as e:
+    print("ResourceNotFoundException", e.response["Error"]["Message"])
+try:
+    c.get_clip(StreamName="h264", ClipFragmentSelector=sel(t0, t0 + 60))
+except c.exceptions.ClientLimitExceededException as e:
+    print("ClientLimitExceededException")
+`
+	args := []string{"-c", script, srv.URL, strconv.FormatInt(start.Unix(), 10), dir}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		args = append(args, name)
+	}
+	cmd := exec.CommandContext(ctx(t), py, args...)
+	cmd.Env = awsEnv(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("boto3: %v\n%s", err, out)
+	}
+	want := "h264 video/mp4\nh264_aac video/mp4\nh264_bframes video/mp4\nh265 video/mp4\n" +
+		"ResourceNotFoundException No fragments found in the stream for the clip's timestamp range.\nClientLimitExceededException\n"
+	if string(out) != want {
+		t.Fatalf("boto3 printed:\n%s\nwant:\n%s", out, want)
+	}
+	for name, n := range files {
+		path := filepath.Join(dir, name+".mp4")
+		wantProgressive(t, path)
+		if got := decodedFrames(t, ffmpeg, path, "v"); got != n.video {
+			t.Errorf("%s: %d video frames, want %d", name, got, n.video)
+		}
+		if n.audio > 0 {
+			if got := decodedFrames(t, ffmpeg, path, "a"); got != n.audio {
+				t.Errorf("%s: %d audio frames, want %d", name, got, n.audio)
+			}
+		}
 	}
 }
