@@ -334,3 +334,56 @@ except c.exceptions.ClientLimitExceededException as e:
 		}
 	}
 }
+
+// TestCLIClip writes clips with `openkvs clip` over ranges that take several
+// GetClip calls (the server returns at most 2 fragments a call): one file
+// holds every frame at its source time; a part cut short by the server is
+// an error that says why.
+func TestCLIClip(t *testing.T) {
+	t.Parallel()
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	ffprobe := requireTool(t, "ffprobe", "apt-get install -y ffmpeg")
+	srv := startServer(t, "--getclip-fragments", "2")
+	env := awsEnv(t)
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	from, to := strconv.FormatInt(start.Unix()-1, 10), strconv.FormatInt(start.Unix()+60, 10)
+	for _, tc := range []struct {
+		file         string
+		video, audio int
+	}{
+		{file: "h264_aac.mkv", video: 180, audio: 283},
+		{file: "h264_bframes.mkv", video: 180},
+	} {
+		stream := strings.TrimSuffix(tc.file, ".mkv")
+		playStream(t, srv, stream, tc.file, start)
+		out := filepath.Join(t.TempDir(), "clip.mp4")
+		_, stderr := cliOK(t, env, "clip", "--endpoint", srv.URL, "--stream", stream, "--from", from, "--to", to, "--part-fragments", "2", "-o", out)
+		for _, line := range []string{"clip: 3 fragments in 2 GetClip calls", "clip: wrote " + out + ": 3 fragments"} {
+			if !strings.Contains(stderr, line+"\n") {
+				t.Errorf("%s: stderr lacks %q:\n%s", stream, line, stderr)
+			}
+		}
+		wantProgressive(t, out)
+		if n := decodedFrames(t, ffmpeg, out, "v"); n != tc.video {
+			t.Errorf("%s: %d video frames decoded, want %d", stream, n, tc.video)
+		}
+		if tc.audio > 0 {
+			if n := decodedFrames(t, ffmpeg, out, "a"); n != tc.audio {
+				t.Errorf("%s: %d audio frames decoded, want %d", stream, n, tc.audio)
+			}
+		}
+		source := packetTimes(t, ffprobe, filepath.Join("..", "testdata", "media", tc.file), "v")
+		if got := packetTimes(t, ffprobe, out, "v"); !slices.Equal(got, source) {
+			t.Errorf("%s: video times %v,\nwant %v", stream, got, source)
+		}
+	}
+
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	_, stderr, code := cliRun(t, env, "clip", "--endpoint", srv.URL, "--stream", "h264_aac", "--from", from, "--to", to, "--part-fragments", "3", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "or the server's GetClip limit is below --part-fragments 3") {
+		t.Errorf("a part cut short: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed clip left %s: %v", out, err)
+	}
+}
