@@ -110,6 +110,7 @@ type Clip struct {
 	fragments []*store.Fragment
 	headers   map[string][]byte
 	length    int64
+	buf       []byte // the last fragment read: Parse copies what it keeps
 }
 
 // Length is the clip's size in bytes.
@@ -215,12 +216,13 @@ func (c *Clip) read(ctx context.Context, f *store.Fragment) (*playback.Fragment,
 	header, ok := c.headers[f.HeaderKey]
 	if !ok {
 		var err error
-		if header, err = c.svc.blob(ctx, f.HeaderKey, -1); err != nil {
+		if header, err = c.svc.readBlob(ctx, f.HeaderKey, -1, nil); err != nil {
 			return nil, err
 		}
 		c.headers[f.HeaderKey] = header
 	}
-	data, err := c.svc.blob(ctx, f.BlobKey, f.Size)
+	data, err := c.svc.readBlob(ctx, f.BlobKey, f.Size, c.buf[:0])
+	c.buf = data
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, api.ResourceNotFound("Fragment %s is no longer in the stream's archive.", f.Number)
 	}
@@ -234,22 +236,31 @@ func (c *Clip) read(ctx context.Context, f *store.Fragment) (*playback.Fragment,
 	return frag, nil
 }
 
-// blob reads a stored object of at most size bytes (any size if negative).
-func (s *Service) blob(ctx context.Context, key string, size int64) ([]byte, error) {
+// readBlob reads a stored object of size bytes (any size if negative) into
+// buf's room, or a new buffer if that is too small.
+func (s *Service) readBlob(ctx context.Context, key string, size int64, buf []byte) ([]byte, error) {
 	r, err := s.blobs.Open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("clip: open %s: %w", key, err)
 	}
 	defer r.Close()
-	var src io.Reader = r
-	if size >= 0 {
-		src = io.LimitReader(r, size+1)
+	if size < 0 {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("clip: read %s: %w", key, err)
+		}
+		return data, nil
 	}
-	data, err := io.ReadAll(src)
-	if err != nil {
-		return nil, fmt.Errorf("clip: read %s: %w", key, err)
+	// Sized from the catalog: growing by doubling would copy a fragment
+	// several times.
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, 0, size+1)
 	}
-	return data, nil
+	n, err := io.ReadFull(r, buf[:size+1])
+	if err != io.ErrUnexpectedEOF && err != nil || int64(n) != size {
+		return nil, fmt.Errorf("clip: read %s: %d bytes of %d: %v", key, n, size, err)
+	}
+	return buf[:n], nil
 }
 
 // limiter returns the stream's GetClip rate limiter.

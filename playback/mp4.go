@@ -119,11 +119,23 @@ func (c *codec) sampleSize(payload []byte) (int, error) {
 	if c.kind == kindAAC {
 		return len(payload), nil
 	}
-	nalus, err := c.nalus(payload)
-	if err != nil {
-		return 0, err
+	// Counted, not split: this runs for every frame of a clip twice.
+	n := 0
+	for rest := payload; len(rest) > 0; n++ {
+		if len(rest) < c.lengthSize {
+			return 0, fmt.Errorf("%w: truncated NAL unit length", ErrInvalidMediaFrame)
+		}
+		size := 0
+		for _, b := range rest[:c.lengthSize] {
+			size = size<<8 | int(b)
+		}
+		rest = rest[c.lengthSize:]
+		if size == 0 || size > len(rest) {
+			return 0, fmt.Errorf("%w: NAL unit of %d bytes in %d", ErrInvalidMediaFrame, size, len(rest))
+		}
+		rest = rest[size:]
 	}
-	return len(payload) + (4-c.lengthSize)*len(nalus), nil
+	return len(payload) + (4-c.lengthSize)*n, nil
 }
 
 // errMoovWritten stops the dry run that measures a file.
@@ -221,8 +233,8 @@ func (p *Progressive) presentation(get func(int32) (*Fragment, error)) (*pmp4.Pr
 						return nil, fmt.Errorf("fragment %d track %d changed since it was indexed", ref.fragment, number)
 					}
 					payload := ft.Samples[ref.index].Payload
-					if c.kind != kindAAC {
-						payload, err = c.avcc(payload)
+					if c.kind != kindAAC && c.lengthSize != 4 {
+						payload, err = c.avcc(payload) // Add checked the NAL units
 					}
 					if err == nil && len(payload) != int(ref.size) {
 						err = fmt.Errorf("fragment %d track %d frame %d changed since it was indexed", ref.fragment, number, ref.index)

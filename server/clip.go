@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"net/http"
 	"strconv"
 
@@ -32,7 +33,13 @@ func (s *Server) getClip(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	// A failure now cuts the body short of its Content-Length, which
 	// clients report as an error.
-	if err := c.WriteTo(r.Context(), sink); err != nil && r.Context().Err() == nil {
+	// Frames go out in writes of 256 KiB, not one (and one deadline) each.
+	bw := bufio.NewWriterSize(sink, 256<<10)
+	err = c.WriteTo(r.Context(), bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil && r.Context().Err() == nil {
 		info(r.Context()).log.Warn("getClip ended early", "err", err, "fragments", c.Fragments())
 	}
 }
