@@ -306,10 +306,7 @@ try:
 except c.exceptions.ClientLimitExceededException as e:
     print("ClientLimitExceededException")
 `
-	args := []string{"-c", script, srv.URL, strconv.FormatInt(start.Unix(), 10), dir}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		args = append(args, name)
-	}
+	args := append([]string{"-c", script, srv.URL, strconv.FormatInt(start.Unix(), 10), dir}, slices.Sorted(maps.Keys(files))...)
 	cmd := exec.CommandContext(ctx(t), py, args...)
 	cmd.Env = awsEnv(t)
 	out, err := cmd.CombinedOutput()
