@@ -148,21 +148,26 @@ func (a *api) putMedia(ctx context.Context, stream string, body io.Reader, onAck
 // getMedia starts a GetMedia call with the given start selector type and
 // returns the payload once the server answered 200.
 func (a *api) getMedia(ctx context.Context, stream, selector string) (io.ReadCloser, error) {
-	in := map[string]any{"StreamName": stream, "StartSelector": map[string]string{"StartSelectorType": selector}}
+	return a.post(ctx, "/getMedia", map[string]any{"StreamName": stream, "StartSelector": map[string]string{"StartSelectorType": selector}})
+}
+
+// post sends a JSON request to path and returns the body of a 200 answer,
+// a media payload.
+func (a *api) post(ctx context.Context, path string, in any) (io.ReadCloser, error) {
 	body, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url+"/getMedia", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("getMedia %s: %w", stream, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, fmt.Errorf("getMedia %s: %s: %s", stream, resp.Status, bytes.TrimSpace(b))
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
 	}
 	return resp.Body, nil
 }

@@ -69,7 +69,7 @@ type Options struct {
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
-var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb"}
+var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip"}
 
 // plan holds the sizes of a run; full and quick runs differ only here.
 type plan struct {
@@ -100,6 +100,9 @@ type plan struct {
 
 	ttfbFragments int // stored
 	ttfbRequests  int // per side
+
+	clipFragments int // stored, one GetClip call per round
+	clipRounds    int
 }
 
 var fullPlan = plan{
@@ -112,6 +115,7 @@ var fullPlan = plan{
 	listRows: 1_000_000, listQueries: 2000,
 	remuxBytes: 256e6, remuxRounds: 3,
 	ttfbFragments: 100, ttfbRequests: 1000,
+	clipFragments: 200, clipRounds: 3,
 }
 
 var quickPlan = plan{
@@ -124,6 +128,7 @@ var quickPlan = plan{
 	listRows: 20_000, listQueries: 200,
 	remuxBytes: 16e6, remuxRounds: 1,
 	ttfbFragments: 8, ttfbRequests: 50,
+	clipFragments: 10, clipRounds: 1,
 }
 
 // env is what every scenario shares.
@@ -198,6 +203,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"list-fragments":    {"ListFragments, 100-result page", runListFragments},
 		"remux":             {"remux, stored fragments to fMP4 media segments", runRemux},
 		"segment-ttfb":      {"time to first byte of an archived media segment", runSegmentTTFB},
+		"clip":              {"GetClip, stored fragments to one MP4 file", runClip},
 	}
 	for _, id := range ScenarioIDs {
 		if len(opts.Scenarios) > 0 && !slices.Contains(opts.Scenarios, id) {

@@ -242,7 +242,7 @@ func TestClientErrorsCLI(t *testing.T) {
 		{"ListFragments call rate", []string{"fragments", "--stream", "cam", "--page-size", "1"},
 			"openkvs: the server limits ListFragments calls per stream per second (openkvs serve --listfragments-calls-per-second): try again later, or raise the limit"},
 		{"get --format mp4", []string{"get", "--stream", "cam", "--format", "mp4"},
-			"openkvs: --format mp4 needs GetClip, which openkvs does not serve yet; write MKV and remux it: openkvs get --stream cam -o x.mkv && ffmpeg -i x.mkv -c copy x.mp4"},
+			"openkvs: get writes MKV (GetMedia); for MP4 of a time range use clip: openkvs clip --stream cam --from TIME --to TIME -o x.mp4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := cliRun(t, env, append([]string{tc.args[0], "--endpoint", srv.URL}, tc.args[1:]...)...)

@@ -443,34 +443,9 @@ func TestPlaybackErrors(t *testing.T) {
 	wantAPIError[*amtypes.NoDataRetentionException](t, hls(kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("none"),
 		PlaybackMode: amtypes.HLSPlaybackModeOnDemand, HLSFragmentSelector: all}), "")
 
-	// Codec setups the playback APIs refuse, made by editing a real file's
-	// header in place.
-	h264 := media(t, "h264.mkv")
-	for _, tc := range []struct {
-		stream string
-		edit   func([]byte) []byte
-		check  func(error)
-	}{
-		{"unsupported", func(b []byte) []byte {
-			return bytes.Replace(b, []byte("V_MPEG4/ISO/AVC"), []byte("V_MPEG4/ISO/XYZ"), 1)
-		},
-			func(err error) { wantAPIError[*amtypes.UnsupportedStreamMediaTypeException](t, err, "") }},
-		{"badcpd", func(b []byte) []byte {
-			// CodecPrivate (ID 63 A2): its avcC's first SPS length becomes huge.
-			i := bytes.Index(b, []byte{0x63, 0xA2})
-			b = bytes.Clone(b)
-			b[i+3+6], b[i+3+7] = 0xFF, 0xFF
-			return b
-		}, func(err error) { wantAPIError[*amtypes.InvalidCodecPrivateDataException](t, err, "") }},
-	} {
-		if _, err := srv.control().CreateStream(cx, &kinesisvideo.CreateStreamInput{StreamName: aws.String(tc.stream), DataRetentionInHours: aws.Int32(1)}); err != nil {
-			t.Fatal(err)
-		}
-		opts := client.PutOptions{Endpoint: srv.URL, Stream: tc.stream, TimecodeType: "RELATIVE", StartTime: start}
-		if _, err := client.Put(cx, opts, bytes.NewReader(tc.edit(h264))); err != nil {
-			t.Fatal(err)
-		}
-		tc.check(hls(kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String(tc.stream),
+	for _, tc := range refusedSetups(t) {
+		putSetup(t, srv, tc.stream, tc.media, start)
+		tc.check(t, hls(kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String(tc.stream),
 			PlaybackMode: amtypes.HLSPlaybackModeOnDemand, HLSFragmentSelector: all}))
 	}
 	// H.264 without CodecPrivate.
@@ -482,6 +457,40 @@ func TestPlaybackErrors(t *testing.T) {
 	wantAPIError[*amtypes.MissingCodecPrivateDataException](t, err, "")
 	_, err = am.GetDASHStreamingSessionURL(cx, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{StreamName: aws.String("nocpd")})
 	wantAPIError[*amtypes.MissingCodecPrivateDataException](t, err, "")
+}
+
+// refusedSetup is a stream whose codec setup the playback APIs refuse, made
+// by editing a real file's header in place, and the check of the error.
+type refusedSetup struct {
+	stream string
+	media  []byte
+	check  func(*testing.T, error)
+}
+
+func refusedSetups(t *testing.T) []refusedSetup {
+	h264 := media(t, "h264.mkv")
+	// CodecPrivate (ID 63 A2): its avcC's first SPS length becomes huge.
+	badCPD := bytes.Clone(h264)
+	i := bytes.Index(badCPD, []byte{0x63, 0xA2})
+	badCPD[i+3+6], badCPD[i+3+7] = 0xFF, 0xFF
+	return []refusedSetup{
+		{"unsupported", bytes.Replace(h264, []byte("V_MPEG4/ISO/AVC"), []byte("V_MPEG4/ISO/XYZ"), 1),
+			func(t *testing.T, err error) { wantAPIError[*amtypes.UnsupportedStreamMediaTypeException](t, err, "") }},
+		{"badcpd", badCPD, func(t *testing.T, err error) { wantAPIError[*amtypes.InvalidCodecPrivateDataException](t, err, "") }},
+	}
+}
+
+// putSetup creates a stream that keeps data and puts the MKV bytes in it with
+// RELATIVE timecodes from start.
+func putSetup(t *testing.T, srv *serverProc, stream string, mkv []byte, start time.Time) {
+	t.Helper()
+	if _, err := srv.control().CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(stream), DataRetentionInHours: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	opts := client.PutOptions{Endpoint: srv.URL, Stream: stream, TimecodeType: "RELATIVE", StartTime: start}
+	if _, err := client.Put(ctx(t), opts, bytes.NewReader(mkv)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPlaybackTokens checks that playback URLs are authorized by their token

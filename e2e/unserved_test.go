@@ -43,20 +43,14 @@ func TestUnservedOperations(t *testing.T) {
 	cfg.RetryMaxAttempts = 3
 	cfg.HTTPClient = &http.Client{Transport: count}
 	// GetDataEndpoint answers for these APIs as for the served ones.
-	ep, err := srv.control().GetDataEndpoint(ctx(t), &kinesisvideo.GetDataEndpointInput{StreamName: aws.String("cam"), APIName: "GET_CLIP"})
+	ep, err := srv.control().GetDataEndpoint(ctx(t), &kinesisvideo.GetDataEndpointInput{StreamName: aws.String("cam"), APIName: "GET_IMAGES"})
 	if err != nil || aws.ToString(ep.DataEndpoint) != srv.URL {
-		t.Fatalf("GetDataEndpoint(GET_CLIP) = %v, %v; want %s", ep, err, srv.URL)
+		t.Fatalf("GetDataEndpoint(GET_IMAGES) = %v, %v; want %s", ep, err, srv.URL)
 	}
 	am := kinesisvideoarchivedmedia.NewFromConfig(cfg, func(o *kinesisvideoarchivedmedia.Options) { o.BaseEndpoint = ep.DataEndpoint })
 	kv := kinesisvideo.NewFromConfig(cfg)
 	now := time.Now()
 	calls := map[string]func() error{
-		"GetClip": func() error {
-			_, err := am.GetClip(ctx(t), &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String("cam"),
-				ClipFragmentSelector: &amtypes.ClipFragmentSelector{FragmentSelectorType: amtypes.ClipFragmentSelectorTypeServerTimestamp,
-					TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(now.Add(-time.Minute)), EndTimestamp: &now}}})
-			return err
-		},
 		"GetImages": func() error {
 			_, err := am.GetImages(ctx(t), &kinesisvideoarchivedmedia.GetImagesInput{StreamName: aws.String("cam"),
 				ImageSelectorType: amtypes.ImageSelectorTypeServerTimestamp, StartTimestamp: aws.Time(now.Add(-time.Minute)),

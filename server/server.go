@@ -21,6 +21,7 @@ import (
 
 	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
+	"github.com/openkvs/openkvs/clip"
 	"github.com/openkvs/openkvs/health"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/media"
@@ -82,6 +83,8 @@ type Config struct {
 	Media *media.Service
 	// Streaming serves HLS and DASH sessions; nil leaves them unserved.
 	Streaming *streaming.Service
+	// Clip serves GetClip; nil leaves it unserved.
+	Clip *clip.Service
 	// CORSOrigins are the origins whose pages may call the server from a
 	// browser: "*" for any, none to send no CORS headers.
 	CORSOrigins []string
@@ -155,6 +158,9 @@ func New(cfg Config, svc *streams.Service) *Server {
 	}
 	if cfg.Streaming != nil {
 		s.streamingRoutes()
+	}
+	if cfg.Clip != nil {
+		s.handle("/getClip", "GetClip", s.getClip)
 	}
 	return s
 }

@@ -187,7 +187,7 @@ func (s *Service) renderMedia(ctx context.Context, sess *session, token string, 
 		}
 		parts, err := h.parts(track)
 		if err != nil {
-			return nil, nil, edge{}, remuxError(err)
+			return nil, nil, edge{}, playback.APIError(err)
 		}
 		writeParts(&b, parts, h.meta.Number, q, track)
 		if h.complete {

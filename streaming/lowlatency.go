@@ -65,7 +65,7 @@ func snapshot(f *live.Fragment) (*hubFragment, error) {
 		h.parsed, err = playback.ParsePrefix(h.meta.Header, h.data)
 	}
 	if err != nil {
-		return nil, remuxError(fmt.Errorf("fragment %s: %w", h.meta.Number, err))
+		return nil, playback.APIError(fmt.Errorf("fragment %s: %w", h.meta.Number, err))
 	}
 	return h, nil
 }
@@ -203,15 +203,15 @@ func (s *Service) hubSegment(ctx context.Context, sess *session, number string, 
 				return nil, api.ResourceNotFound("Fragment %s is still being ingested: ask for its parts.", number)
 			}
 			body, err := h.parsed.MediaSegment(track, seq, start, h.duration)
-			return body, remuxError(err)
+			return body, playback.APIError(err)
 		}
 		parts, err := h.parts(track)
 		if err != nil {
-			return nil, remuxError(err)
+			return nil, playback.APIError(err)
 		}
 		if part < len(parts) && parts[part].Final {
 			body, err := h.parsed.PartSegment(track, seq, start, parts[part])
-			return body, remuxError(err)
+			return body, playback.APIError(err)
 		}
 		if h.complete {
 			return nil, api.ResourceNotFound("Fragment %s has no part %d.", number, part)

@@ -64,7 +64,7 @@ func (s *Service) InitSegment(ctx context.Context, token string, track uint64, s
 	}
 	body, err := h.info.InitSegment(track)
 	if err != nil {
-		return nil, remuxError(err)
+		return nil, playback.APIError(err)
 	}
 	return &Segment{Body: body, ETag: fmt.Sprintf(`"i-%x-%d"`, h.sum[:8], track)}, nil
 }
@@ -113,7 +113,7 @@ func (s *Service) MediaSegment(ctx context.Context, token, fragment string, trac
 		body, err = archivedPart(frag, track, seq, start, f.Duration, part)
 	}
 	if err != nil {
-		return nil, remuxError(err)
+		return nil, playback.APIError(err)
 	}
 	return &Segment{Body: body, ETag: fmt.Sprintf(`"m-%s-%d-%d-%d"`, f.Number, sess.tok.Field, track, part)}, nil
 }
@@ -147,7 +147,7 @@ func (s *Service) TSFragment(ctx context.Context, token, fragment string) (*Segm
 	}
 	body, err := frag.TS(sinceEpoch(sess.fragmentTime(f)), f.Duration)
 	if err != nil {
-		return nil, remuxError(err)
+		return nil, playback.APIError(err)
 	}
 	return &Segment{Body: body, ETag: fmt.Sprintf(`"t-%s-%d"`, f.Number, sess.tok.Field)}, nil
 }
@@ -207,7 +207,7 @@ func (s *Service) fragment(ctx context.Context, f *store.Fragment) (*playback.Fr
 	}
 	frag, err := playback.Parse(h.data, data)
 	if err != nil {
-		return nil, remuxError(fmt.Errorf("fragment %s: %w", f.Number, err))
+		return nil, playback.APIError(fmt.Errorf("fragment %s: %w", f.Number, err))
 	}
 	return frag, nil
 }

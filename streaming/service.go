@@ -237,7 +237,7 @@ func playable(f *playback.Fragment, kind byte) ([]playback.TrackInfo, error) {
 	for _, t := range f.Tracks {
 		info, err := t.Info()
 		if err != nil {
-			return nil, remuxError(err)
+			return nil, playback.APIError(err)
 		}
 		infos = append(infos, info)
 	}
@@ -248,23 +248,6 @@ func playable(f *playback.Fragment, kind byte) ([]playback.TrackInfo, error) {
 		return nil, api.UnsupportedStreamMediaType("Playback needs track 1 of H.264 or H.265 video with an optional AAC track 2, or AAC alone as track 1.")
 	}
 	return infos, nil
-}
-
-// remuxError maps a playback error to its API exception.
-func remuxError(err error) error {
-	switch {
-	case errors.Is(err, playback.ErrUnsupportedCodec):
-		return api.UnsupportedStreamMediaType("%v", err)
-	case errors.Is(err, playback.ErrMissingCodecPrivateData):
-		return api.MissingCodecPrivateData("%v", err)
-	case errors.Is(err, playback.ErrInvalidCodecPrivateData):
-		return api.InvalidCodecPrivateData("%v", err)
-	case errors.Is(err, playback.ErrInvalidMediaFrame):
-		return api.InvalidMediaFrame("%v", err)
-	case errors.Is(err, playback.ErrNoTrack):
-		return api.InvalidArgument("%v", err)
-	}
-	return err
 }
 
 // register makes sess one of its stream's active sessions, revoking the
@@ -341,7 +324,7 @@ func (s *Service) header(ctx context.Context, key string) (*header, error) {
 	}
 	info, err := playback.ParseHeader(data)
 	if err != nil {
-		return nil, remuxError(err)
+		return nil, playback.APIError(err)
 	}
 	h = &header{key: key, data: data, sum: sha256.Sum256(data), info: info}
 	s.mu.Lock()

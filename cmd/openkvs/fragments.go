@@ -86,24 +86,10 @@ func fragments(args []string) error {
 	archive := kinesisvideoarchivedmedia.NewFromConfig(cfg, func(o *kinesisvideoarchivedmedia.Options) {
 		o.BaseEndpoint = &ep
 	})
-	var list []types.Fragment
-	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{
-		StreamName: &stream, FragmentSelector: sel, MaxResults: &pageSize})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list fragments: %w", err)
-		}
-		list = append(list, page.Fragments...)
+	list, err := listFragments(ctx, archive, stream, sel, pageSize)
+	if err != nil {
+		return err
 	}
-	// ListFragments returns fragments in no particular order (kvs-protocol.md
-	// §7.1). Numbers are fixed-width decimals; comparing lengths first keeps
-	// numeric order for any others.
-	slices.SortFunc(list, func(a, b types.Fragment) int {
-		x, y := aws.ToString(a.FragmentNumber), aws.ToString(b.FragmentNumber)
-		return cmp.Or(cmp.Compare(len(x), len(y)), cmp.Compare(x, y))
-	})
-
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "FRAGMENT_NUMBER\tPRODUCER_TIME\tSERVER_TIME\tDURATION_MS\tSIZE_BYTES")
 	var bytes, millis int64
@@ -118,6 +104,29 @@ func fragments(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "%d fragments, %d bytes (%s), %.3f s\n", len(list), bytes, formatBytes(float64(bytes)), float64(millis)/1000)
 	return nil
+}
+
+// listFragments reads every page of ListFragments and sorts the fragments
+// by number.
+func listFragments(ctx context.Context, archive *kinesisvideoarchivedmedia.Client, stream string, sel *types.FragmentSelector, pageSize int64) ([]types.Fragment, error) {
+	var list []types.Fragment
+	pages := kinesisvideoarchivedmedia.NewListFragmentsPaginator(archive, &kinesisvideoarchivedmedia.ListFragmentsInput{
+		StreamName: &stream, FragmentSelector: sel, MaxResults: &pageSize})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list fragments: %w", err)
+		}
+		list = append(list, page.Fragments...)
+	}
+	// ListFragments returns fragments in no particular order (kvs-protocol.md
+	// §7.1). Numbers are fixed-width decimals; comparing lengths first keeps
+	// numeric order for any others.
+	slices.SortFunc(list, func(a, b types.Fragment) int {
+		x, y := aws.ToString(a.FragmentNumber), aws.ToString(b.FragmentNumber)
+		return cmp.Or(cmp.Compare(len(x), len(y)), cmp.Compare(x, y))
+	})
+	return list, nil
 }
 
 // formatTime prints a fragment timestamp; the SDK reads it from float

@@ -51,8 +51,8 @@ receiving after that (by the server's clock, from the response's Date
 header), which it does not write, or when the stream sends nothing for
 --idle, as a finished stream does. With --follow it reads until interrupted.
 Progress goes to stderr. get does not write media to a terminal: give -o FILE
-or pipe it. --format mp4 awaits GetClip; until then remux the MKV without
-re-encoding: openkvs get --stream NAME -o x.mkv && ffmpeg -i x.mkv -c copy x.mp4
+or pipe it. For an MP4 file of a time range use openkvs clip (GetClip):
+openkvs clip --stream NAME --from -10m --to now -o x.mp4
 `
 
 func get(args []string) error {
@@ -68,7 +68,7 @@ func get(args []string) error {
 	fs.BoolVar(&follow, "follow", false, "keep reading new fragments until interrupted")
 	fs.BoolVar(&raw, "raw", false, "write the GetMedia chunks exactly as received")
 	fs.StringVar(&output, "o", "-", "output `file`, - for stdout; a name with %d is numbered, a file per codec setup")
-	fs.StringVar(&format, "format", "mkv", "output `format`: mkv (mp4 once openkvs serves GetClip)")
+	fs.StringVar(&format, "format", "mkv", "output `format`: mkv (for MP4 use openkvs clip)")
 	fs.Var(&retryFor, "retry-for", "give up after the server has been unreachable this `duration`; 0 never (default: 0 with --follow, else 30s)")
 	fs.DurationVar(&idle, "idle", 2*time.Second, "without --follow, stop when the stream sends nothing for this long")
 	if err := parseFlags(fs, args); err != nil {

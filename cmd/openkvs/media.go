@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/clip"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/media"
@@ -28,6 +29,7 @@ type mediaConfig struct {
 	read          media.Options
 	live          live.Options
 	streaming     streaming.Options
+	clip          clip.Options
 	sweepInterval time.Duration
 	storage       *metrics.Storage
 	sweeper       *metrics.Sweeper
@@ -60,6 +62,9 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&m.streaming.InitsPerSecond, "init-calls-per-second", 5, "init segment requests per streaming session per second")
 	fs.Float64Var(&m.streaming.FragmentsPerSecond, "segment-calls-per-second", 10, "media segment requests per streaming session per second")
 	fs.IntVar(&m.streaming.SessionsPerStream, "sessions-per-stream", 10, "active HLS and DASH sessions per stream; one more revokes the oldest")
+	fs.Float64Var(&m.clip.RequestsPerSecond, "getclip-calls-per-second", 1, "GetClip calls per stream per second (ClientLimitExceededException above)")
+	fs.IntVar(&m.clip.MaxFragments, "getclip-fragments", clip.DefaultMaxFragments, "most fragments in one GetClip answer; the range's later fragments are left out")
+	fs.Int64Var(&m.clip.MaxBytes, "getclip-bytes", clip.DefaultMaxBytes, "most media `bytes` in one GetClip answer; the range's later fragments are left out")
 	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
 }
 
@@ -68,6 +73,7 @@ type dataPlane struct {
 	ingest    *ingest.Manager
 	media     *media.Service
 	streaming *streaming.Service
+	clip      *clip.Service
 	hub       *live.Hub
 	sweeper   *sweeper.Sweeper
 }
@@ -88,6 +94,9 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	}
 	if m.streaming.PlaylistsPerSecond <= 0 || m.streaming.InitsPerSecond <= 0 || m.streaming.FragmentsPerSecond <= 0 || m.streaming.SessionsPerStream <= 0 {
 		return nil, fmt.Errorf("--playlist-calls-per-second, --init-calls-per-second, --segment-calls-per-second and --sessions-per-stream must be positive")
+	}
+	if m.clip.RequestsPerSecond <= 0 || m.clip.MaxFragments <= 0 || m.clip.MaxBytes <= 0 {
+		return nil, fmt.Errorf("--getclip-calls-per-second, --getclip-fragments and --getclip-bytes must be positive")
 	}
 	key, err := streaming.LoadKey(filepath.Join(data, "session.key"))
 	if err != nil {
@@ -123,7 +132,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, hub: hub, sweeper: sw}, nil
+	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), hub: hub, sweeper: sw}, nil
 }
 
 // run starts the background work until ctx ends.

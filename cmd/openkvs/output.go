@@ -14,12 +14,11 @@ func checkGetOutput(format, output, stream string) error {
 	switch format {
 	case "mkv":
 	case "mp4":
-		// GetClip would return MP4; until openkvs serves it, MKV remuxes
-		// to MP4 without re-encoding.
-		return fmt.Errorf("--format mp4 needs GetClip, which openkvs does not serve yet; write MKV and remux it: "+
-			"openkvs get --stream %s -o x.mkv && ffmpeg -i x.mkv -c copy x.mp4", stream)
+		// GetMedia returns MKV; MP4 of a time range is GetClip's.
+		return fmt.Errorf("get writes MKV (GetMedia); for MP4 of a time range use clip: "+
+			"openkvs clip --stream %s --from TIME --to TIME -o x.mp4", stream)
 	default:
-		return fmt.Errorf("--format %q: want mkv (or mp4, once openkvs serves GetClip)", format)
+		return fmt.Errorf("--format %q: want mkv (MP4 of a time range: openkvs clip)", format)
 	}
 	if output == "-" && term.IsTerminal(int(os.Stdout.Fd())) {
 		return fmt.Errorf("refusing to write MKV to a terminal: give -o FILE, or pipe it to a player (openkvs get --stream %s | ffplay -)", stream)

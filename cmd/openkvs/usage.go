@@ -25,6 +25,8 @@ Commands:
                         read the stream with GetMedia into a playable MKV file
   fragments --stream NAME [--from TIME] [--to TIME]
                         list the stream's fragments (ListFragments) as a table
+  clip --stream NAME --from TIME --to TIME -o FILE
+                        write a time range as one MP4 file (GetClip)
   streams list|create|describe|delete|update-retention
                         manage streams (ListStreams, CreateStream, ...)
   bench [--quick]       measure the server on loopback
@@ -48,6 +50,7 @@ var commandUsage = map[string]string{
 	"put":                      putUsage,
 	"get":                      getUsage,
 	"fragments":                fragmentsUsage,
+	"clip":                     clipUsage,
 	"bench":                    benchUsage,
 	"healthcheck":              healthcheckUsage,
 	"streams list":             streamsListUsage,
