@@ -22,6 +22,7 @@ import (
 	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/health"
+	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/media"
 	"github.com/openkvs/openkvs/metrics"
@@ -82,6 +83,8 @@ type Config struct {
 	Media *media.Service
 	// Streaming serves HLS and DASH sessions; nil leaves them unserved.
 	Streaming *streaming.Service
+	// Images serves GetImages; nil leaves it unserved.
+	Images *images.Service
 	// CORSOrigins are the origins whose pages may call the server from a
 	// browser: "*" for any, none to send no CORS headers.
 	CORSOrigins []string
@@ -155,6 +158,15 @@ func New(cfg Config, svc *streams.Service) *Server {
 	}
 	if cfg.Streaming != nil {
 		s.streamingRoutes()
+	}
+	if cfg.Images != nil {
+		s.handle("/getImages", "GetImages", jsonOp(s, func(ctx context.Context, _ *http.Request, in *images.Input) (any, error) {
+			st, err := s.streams.Resolve(ctx, in.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.Images.Get(ctx, st, in)
+		}))
 	}
 	return s
 }

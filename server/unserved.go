@@ -11,9 +11,8 @@ import (
 // client may well call them: they get a 501 that says so rather than the
 // UnknownOperationException of a path no model defines.
 var unserved = map[string]string{
-	// kinesis-video-archived-media: the APINames GET_CLIP and GET_IMAGES.
-	"/getClip":   "GetClip",
-	"/getImages": "GetImages",
+	// kinesis-video-archived-media: the APIName GET_CLIP.
+	"/getClip": "GetClip",
 	// kinesisvideo: the stream configurations. (Signaling channels and
 	// edge agents are other resources, which access knows no actions of:
 	// their paths stay unknown.)

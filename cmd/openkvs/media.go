@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/media"
@@ -28,6 +29,7 @@ type mediaConfig struct {
 	read          media.Options
 	live          live.Options
 	streaming     streaming.Options
+	images        images.Options
 	sweepInterval time.Duration
 	storage       *metrics.Storage
 	sweeper       *metrics.Sweeper
@@ -60,6 +62,10 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&m.streaming.InitsPerSecond, "init-calls-per-second", 5, "init segment requests per streaming session per second")
 	fs.Float64Var(&m.streaming.FragmentsPerSecond, "segment-calls-per-second", 10, "media segment requests per streaming session per second")
 	fs.IntVar(&m.streaming.SessionsPerStream, "sessions-per-stream", 10, "active HLS and DASH sessions per stream; one more revokes the oldest")
+	fs.StringVar(&m.images.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg `program` GetImages decodes video with: a path, or a name looked up on PATH")
+	fs.IntVar(&m.images.Decoders, "image-decoders", images.DefaultDecoders, "ffmpeg processes GetImages runs at once, all requests together")
+	fs.Int64Var(&m.images.CacheBytes, "image-cache-bytes", images.DefaultCacheBytes, "memory for GetImages' cache of decoded images, in `bytes`")
+	fs.Float64Var(&m.images.CallsPerSecond, "getimages-calls-per-second", 5, "GetImages calls per stream per second (ClientLimitExceededException above)")
 	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
 }
 
@@ -68,6 +74,7 @@ type dataPlane struct {
 	ingest    *ingest.Manager
 	media     *media.Service
 	streaming *streaming.Service
+	images    *images.Service
 	hub       *live.Hub
 	sweeper   *sweeper.Sweeper
 }
@@ -99,6 +106,15 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if err != nil {
 		return nil, err
 	}
+	if m.images.Decoders <= 0 || m.images.CacheBytes <= 0 || m.images.CallsPerSecond <= 0 {
+		return nil, fmt.Errorf("--image-decoders, --image-cache-bytes and --getimages-calls-per-second must be positive")
+	}
+	m.images.MaxFragmentDuration, m.images.Logger = m.ingest.MaxFragmentDuration, log
+	stills := images.New(catalog, sessions, m.images)
+	if _, err := stills.FFmpeg(); err != nil {
+		// The rest of the server works without it.
+		log.Warn("GetImages is unavailable until ffmpeg is installed", "ffmpeg", m.images.FFmpeg)
+	}
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
 	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log, Metrics: m.sweeper}
 	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
@@ -123,7 +139,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, hub: hub, sweeper: sw}, nil
+	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, images: stills, hub: hub, sweeper: sw}, nil
 }
 
 // run starts the background work until ctx ends.
