@@ -374,3 +374,49 @@ except c.exceptions.InvalidArgumentException as e:
 		}
 	}
 }
+
+// TestGetImagesCache counts the ffmpeg processes GetImages starts: one per
+// batch of fragments, at most --image-decoders at once, and none for images
+// it has decoded before.
+func TestGetImagesCache(t *testing.T) {
+	t.Parallel()
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	wrapper := writeFile(t, "ffmpeg", []byte("#!/bin/sh\necho run >> "+runs+"\nexec "+ffmpeg+" \"$@\"\n"))
+	if err := os.Chmod(wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--ffmpeg", wrapper, "--image-decoders", "2")
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	playStream(t, srv, "cam", "h264.mkv", start)
+	count := func() int {
+		b, err := os.ReadFile(runs)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "run")
+	}
+	in := &kinesisvideoarchivedmedia.GetImagesInput{StreamName: aws.String("cam"), ImageSelectorType: amtypes.ImageSelectorTypeProducerTimestamp,
+		StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(start.Add(6 * time.Second)), SamplingInterval: aws.Int32(500), Format: amtypes.FormatJpeg}
+	for _, want := range []int{2, 2} {
+		images, _ := getImages(t, srv, in)
+		if len(images) != 12 || images[11].ImageContent == nil {
+			t.Fatalf("%d images, want 12", len(images))
+		}
+		if got := count(); got != want {
+			t.Errorf("%d ffmpeg processes so far, want %d (3 fragments in 2 batches, then the cache)", got, want)
+		}
+	}
+	// Every second sample of the same timeline: all cached.
+	in.SamplingInterval = aws.Int32(1000)
+	getImages(t, srv, in)
+	if got := count(); got != 2 {
+		t.Errorf("%d ffmpeg processes after asking cached frames again, want 2", got)
+	}
+	in.WidthPixels = aws.Int32(64)
+	getImages(t, srv, in)
+	if got := count(); got != 4 {
+		t.Errorf("%d ffmpeg processes after asking another size, want 4", got)
+	}
+}
