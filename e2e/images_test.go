@@ -420,3 +420,46 @@ func TestGetImagesCache(t *testing.T) {
 		t.Errorf("%d ffmpeg processes after asking another size, want 4", got)
 	}
 }
+
+// TestImagesCLI runs `openkvs images` over two producer sessions 400 s
+// apart: it splits the range into calls of at most 300 s, reads every page
+// and writes one file per image, named by its time.
+func TestImagesCLI(t *testing.T) {
+	t.Parallel()
+	ffprobe := requireTool(t, "ffprobe", "apt-get install -y ffmpeg")
+	srv := startServer(t)
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	playStream(t, srv, "cam", "h264.mkv", start)
+	if _, err := client.Put(ctx(t), client.PutOptions{Endpoint: srv.URL, Stream: "cam", TimecodeType: "RELATIVE", StartTime: start.Add(400 * time.Second)},
+		bytes.NewReader(media(t, "h264.mkv"))); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	epoch := func(t time.Time) string { return fmt.Sprintf("%d.%03d", t.Unix(), t.Nanosecond()/1e6) }
+	_, stderr := cliOK(t, awsEnv(t), "images", "--endpoint", srv.URL, "--stream", "cam", "--from", epoch(start),
+		"--to", epoch(start.Add(410*time.Second)), "--every", "5s", "--width", "64", "-o", dir)
+	if last := stderr[strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n")+1:]; last != "82/82 images: 4 written, 78 without media, 0 not decodable\n" {
+		t.Errorf("stderr ends %q", last)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	for _, s := range []int{0, 5, 400, 405} {
+		want = append(want, start.Add(time.Duration(s)*time.Second).UTC().Format("20060102T150405.000Z")+".jpg")
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	img, err := os.ReadFile(filepath.Join(dir, want[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := probeImage(t, ffprobe, img); got != "mjpeg 64x36" {
+		t.Errorf("%s is %s, want mjpeg 64x36", want[0], got)
+	}
+}

@@ -93,6 +93,7 @@ var (
 		"GetMedia":                "--getmedia-calls-per-second",
 		"ListFragments":           "--listfragments-calls-per-second",
 		"GetMediaForFragmentList": "--getmediaforfragmentlist-calls-per-second",
+		"GetImages":               "--getimages-calls-per-second",
 	}
 	connectionFlags = map[string]string{
 		"GetMedia":                "--getmedia-connections",

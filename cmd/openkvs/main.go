@@ -31,6 +31,8 @@ func run(args []string) error {
 		return get(args[1:])
 	case "fragments":
 		return fragments(args[1:])
+	case "images":
+		return imagesCmd(args[1:])
 	case "streams":
 		return streamsCmd(args[1:])
 	case "bench":

@@ -25,6 +25,8 @@ Commands:
                         read the stream with GetMedia into a playable MKV file
   fragments --stream NAME [--from TIME] [--to TIME]
                         list the stream's fragments (ListFragments) as a table
+  images --stream NAME --from TIME --to TIME [--every 1s] -o DIR
+                        save an image every --every (GetImages) as files
   streams list|create|describe|delete|update-retention
                         manage streams (ListStreams, CreateStream, ...)
   bench [--quick]       measure the server on loopback
@@ -48,6 +50,7 @@ var commandUsage = map[string]string{
 	"put":                      putUsage,
 	"get":                      getUsage,
 	"fragments":                fragmentsUsage,
+	"images":                   imagesUsage,
 	"bench":                    benchUsage,
 	"healthcheck":              healthcheckUsage,
 	"streams list":             streamsListUsage,
