@@ -24,6 +24,9 @@
 //     same MKV bytes to fragmented MP4 (not measured without ffmpeg).
 //   - segment-ttfb: p50/p99 time to the first byte of an archived media
 //     segment against that of a plain GET of a file of the same size.
+//   - images: GetImages images per second, one JPEG a second over 300 s of
+//     stored 720p H.264 (made with ffmpeg, which GetImages needs), against
+//     one ffmpeg process extracting the same frames from the MKV file.
 //
 // Unless a target URL is given, every scenario runs its own `openkvs serve`
 // child with a fresh data directory, so that one scenario's leftovers do
@@ -69,7 +72,7 @@ type Options struct {
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
-var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb"}
+var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "images"}
 
 // plan holds the sizes of a run; full and quick runs differ only here.
 type plan struct {
@@ -100,6 +103,10 @@ type plan struct {
 
 	ttfbFragments int // stored
 	ttfbRequests  int // per side
+
+	imagesRange  time.Duration // of the stored stream, one image a second
+	imagesSize   string        // of its video
+	imagesRounds int
 }
 
 var fullPlan = plan{
@@ -112,6 +119,7 @@ var fullPlan = plan{
 	listRows: 1_000_000, listQueries: 2000,
 	remuxBytes: 256e6, remuxRounds: 3,
 	ttfbFragments: 100, ttfbRequests: 1000,
+	imagesRange: 300 * time.Second, imagesSize: "1280x720", imagesRounds: 2,
 }
 
 var quickPlan = plan{
@@ -124,6 +132,7 @@ var quickPlan = plan{
 	listRows: 20_000, listQueries: 200,
 	remuxBytes: 16e6, remuxRounds: 1,
 	ttfbFragments: 8, ttfbRequests: 50,
+	imagesRange: 20 * time.Second, imagesSize: "640x360", imagesRounds: 1,
 }
 
 // env is what every scenario shares.
@@ -198,6 +207,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"list-fragments":    {"ListFragments, 100-result page", runListFragments},
 		"remux":             {"remux, stored fragments to fMP4 media segments", runRemux},
 		"segment-ttfb":      {"time to first byte of an archived media segment", runSegmentTTFB},
+		"images":            {"GetImages, one JPEG a second of stored H.264", runImages},
 	}
 	for _, id := range ScenarioIDs {
 		if len(opts.Scenarios) > 0 && !slices.Contains(opts.Scenarios, id) {

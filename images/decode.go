@@ -97,7 +97,7 @@ func decode(ctx context.Context, ffmpeg string, sp spec, pieces []piece) ([][]by
 		ext = ".png"
 		args = append(args, "-c:v", "png")
 	} else {
-		args = append(args, "-c:v", "mjpeg", "-q:v", strconv.Itoa(qscale(sp.quality)))
+		args = append(args, "-c:v", "mjpeg", "-q:v", strconv.Itoa(QScale(sp.quality)))
 	}
 	args = append(args, "-f", "image2", filepath.Join(dir, "%04d"+ext))
 	cmd := exec.CommandContext(ctx, ffmpeg, args...)
@@ -125,9 +125,9 @@ func decode(ctx context.Context, ffmpeg string, sp spec, pieces []piece) ([][]by
 	return images, nil
 }
 
-// qscale maps JPEGQuality 1..100 linearly onto ffmpeg's MJPEG -q:v 31..2
+// QScale maps JPEGQuality 1..100 linearly onto ffmpeg's MJPEG -q:v 31..2
 // (2 is its best).
-func qscale(quality int) int {
+func QScale(quality int) int {
 	return 31 - ((quality-1)*29+49)/99
 }
 
