@@ -99,29 +99,35 @@ func TestGetImages(t *testing.T) {
 	}
 
 	// Six seconds of 30 fps every 700 ms: 9 images, in 2 pages of MaxResults 5.
-	png := in("cam", amtypes.FormatPng, start, 6*time.Second, 700)
-	png.MaxResults = aws.Int64(5)
-	images, pages := getImages(t, srv, png)
-	if len(images) != 9 || pages != 2 {
-		t.Fatalf("%d images in %d pages, want 9 in 2", len(images), pages)
-	}
-	source := filepath.Join("..", "testdata", "media", "h264.mkv")
-	for i, im := range images {
-		at := start.Add(time.Duration(i) * 700 * time.Millisecond)
-		if !aws.ToTime(im.TimeStamp).Equal(at) || im.Error != "" {
-			t.Fatalf("image %d: time %v error %q, want %v and an image", i, aws.ToTime(im.TimeStamp), im.Error, at)
+	// With B-frames too, whose decode order is not their presentation order.
+	for _, tc := range []struct{ stream, file, size string }{{"cam", "h264.mkv", "640x360"}, {"cam-b", "h264_bframes.mkv", "320x180"}} {
+		if tc.stream == "cam-b" {
+			playStream(t, srv, tc.stream, tc.file, start)
 		}
-		img, err := base64.StdEncoding.DecodeString(aws.ToString(im.ImageContent))
-		if err != nil {
-			t.Fatal(err)
+		png := in(tc.stream, amtypes.FormatPng, start, 6*time.Second, 700)
+		png.MaxResults = aws.Int64(5)
+		images, pages := getImages(t, srv, png)
+		if len(images) != 9 || pages != 2 {
+			t.Fatalf("%s: %d images in %d pages, want 9 in 2", tc.file, len(images), pages)
 		}
-		if got := probeImage(t, ffprobe, img); got != "png 640x360" {
-			t.Fatalf("image %d is %s, want png 640x360", i, got)
-		}
-		// The frame shown at 700*i ms: frames are 1/30 s apart, timecodes in ms.
-		n := i * 700 * 30 / 1000
-		if !bytes.Equal(rgb(t, ffmpeg, writeFile(t, "i.png", img), 0), rgb(t, ffmpeg, source, n)) {
-			t.Errorf("image %d (%v) is not frame %d of the source", i, at, n)
+		source := filepath.Join("..", "testdata", "media", tc.file)
+		for i, im := range images {
+			at := start.Add(time.Duration(i) * 700 * time.Millisecond)
+			if !aws.ToTime(im.TimeStamp).Equal(at) || im.Error != "" {
+				t.Fatalf("%s image %d: time %v error %q, want %v and an image", tc.file, i, aws.ToTime(im.TimeStamp), im.Error, at)
+			}
+			img, err := base64.StdEncoding.DecodeString(aws.ToString(im.ImageContent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := probeImage(t, ffprobe, img); got != "png "+tc.size {
+				t.Fatalf("%s image %d is %s, want png %s", tc.file, i, got, tc.size)
+			}
+			// The frame shown at 700*i ms: frames are 1/30 s apart, timecodes in ms.
+			n := i * 700 * 30 / 1000
+			if !bytes.Equal(rgb(t, ffmpeg, writeFile(t, "i.png", img), 0), rgb(t, ffmpeg, source, n)) {
+				t.Errorf("%s image %d (%v) is not frame %d of the source", tc.file, i, at, n)
+			}
 		}
 	}
 
@@ -172,7 +178,7 @@ func TestGetImages(t *testing.T) {
 	}
 
 	// A range shorter than the interval: the image at StartTimestamp.
-	images, _ = getImages(t, srv, in("cam", amtypes.FormatJpeg, start.Add(time.Second), 100*time.Millisecond, 5000))
+	images, _ := getImages(t, srv, in("cam", amtypes.FormatJpeg, start.Add(time.Second), 100*time.Millisecond, 5000))
 	if len(images) != 1 || !aws.ToTime(images[0].TimeStamp).Equal(start.Add(time.Second)) || images[0].ImageContent == nil {
 		t.Errorf("range shorter than the interval: %+v, want one image at %v", images, start.Add(time.Second))
 	}
