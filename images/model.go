@@ -114,7 +114,9 @@ func parse(in *Input) (*request, error) {
 		start: in.StartTimestamp.Time, end: in.EndTimestamp.Time, interval: defaultInterval,
 		spec: spec{png: *in.Format == FormatPNG, quality: defaultQuality}}
 	if in.SamplingInterval != nil {
-		r.interval = time.Duration(*in.SamplingInterval) * time.Millisecond
+		// Any interval past the longest range gives one image: capping it
+		// keeps the arithmetic from overflowing.
+		r.interval = time.Duration(min(*in.SamplingInterval, int64(2*maxRange/time.Millisecond))) * time.Millisecond
 		if r.interval < minInterval {
 			return nil, api.InvalidArgument("SamplingInterval %d is below the minimum of %d milliseconds.", *in.SamplingInterval, minInterval.Milliseconds())
 		}
