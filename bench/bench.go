@@ -24,6 +24,9 @@
 //     same MKV bytes to fragmented MP4 (not measured without ffmpeg).
 //   - segment-ttfb: p50/p99 time to the first byte of an archived media
 //     segment against that of a plain GET of a file of the same size.
+//   - images: GetImages images per second, one JPEG a second over 300 s of
+//     stored 720p H.264 (made with ffmpeg, which GetImages needs), against
+//     one ffmpeg process extracting the same frames from the MKV file.
 //
 // Unless a target URL is given, every scenario runs its own `openkvs serve`
 // child with a fresh data directory, so that one scenario's leftovers do
@@ -69,7 +72,7 @@ type Options struct {
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
-var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip"}
+var ScenarioIDs = []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip", "images"}
 
 // plan holds the sizes of a run; full and quick runs differ only here.
 type plan struct {
@@ -103,6 +106,9 @@ type plan struct {
 
 	clipFragments int // stored, one GetClip call per round
 	clipRounds    int
+	imagesRange   time.Duration // of the stored stream, one image a second
+	imagesSize    string        // of its video
+	imagesRounds  int
 }
 
 var fullPlan = plan{
@@ -116,6 +122,7 @@ var fullPlan = plan{
 	remuxBytes: 256e6, remuxRounds: 3,
 	ttfbFragments: 100, ttfbRequests: 1000,
 	clipFragments: 200, clipRounds: 3,
+	imagesRange: 300 * time.Second, imagesSize: "1280x720", imagesRounds: 2,
 }
 
 var quickPlan = plan{
@@ -129,6 +136,7 @@ var quickPlan = plan{
 	remuxBytes: 16e6, remuxRounds: 1,
 	ttfbFragments: 8, ttfbRequests: 50,
 	clipFragments: 10, clipRounds: 1,
+	imagesRange: 20 * time.Second, imagesSize: "640x360", imagesRounds: 1,
 }
 
 // env is what every scenario shares.
@@ -204,6 +212,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"remux":             {"remux, stored fragments to fMP4 media segments", runRemux},
 		"segment-ttfb":      {"time to first byte of an archived media segment", runSegmentTTFB},
 		"clip":              {"GetClip, stored fragments to one MP4 file", runClip},
+		"images":            {"GetImages, one JPEG a second of stored H.264", runImages},
 	}
 	for _, id := range ScenarioIDs {
 		if len(opts.Scenarios) > 0 && !slices.Contains(opts.Scenarios, id) {

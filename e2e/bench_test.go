@@ -56,7 +56,7 @@ func TestBenchQuick(t *testing.T) {
 	if rep.Mode != "quick" || rep.Machine.Cores == 0 || rep.Machine.GoVersion == "" {
 		t.Errorf("report header: mode %q, %d cores, Go %q", rep.Mode, rep.Machine.Cores, rep.Machine.GoVersion)
 	}
-	want := []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip"}
+	want := []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip", "images"}
 	got := map[string]bool{}
 	for _, s := range rep.Scenarios {
 		got[s.ID] = true

@@ -237,9 +237,11 @@ func TestPlaybackHLSPlaylists(t *testing.T) {
 	}
 
 	// The server-timestamp default, DiscontinuityMode ALWAYS, as AWS writes it.
+	// The fragments were put as fast as they go: they may share a server
+	// millisecond, and End must come after Start.
 	u = hlsURL(t, srv, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("cam"),
 		PlaybackMode: amtypes.HLSPlaybackModeOnDemand, HLSFragmentSelector: odRange(amtypes.HLSFragmentSelectorTypeServerTimestamp,
-			aws.ToTime(frags[0].ServerTimestamp), aws.ToTime(frags[2].ServerTimestamp))})
+			aws.ToTime(frags[0].ServerTimestamp), aws.ToTime(frags[2].ServerTimestamp).Add(time.Millisecond))})
 	q = "SessionToken=" + sessionToken(t, u)
 	want := "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
 	for i, f := range frags {

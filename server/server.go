@@ -23,6 +23,7 @@ import (
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/clip"
 	"github.com/openkvs/openkvs/health"
+	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/media"
 	"github.com/openkvs/openkvs/metrics"
@@ -85,6 +86,8 @@ type Config struct {
 	Streaming *streaming.Service
 	// Clip serves GetClip; nil leaves it unserved.
 	Clip *clip.Service
+	// Images serves GetImages; nil leaves it unserved.
+	Images *images.Service
 	// CORSOrigins are the origins whose pages may call the server from a
 	// browser: "*" for any, none to send no CORS headers.
 	CORSOrigins []string
@@ -161,6 +164,15 @@ func New(cfg Config, svc *streams.Service) *Server {
 	}
 	if cfg.Clip != nil {
 		s.handle("/getClip", "GetClip", s.getClip)
+	}
+	if cfg.Images != nil {
+		s.handle("/getImages", "GetImages", jsonOp(s, func(ctx context.Context, _ *http.Request, in *images.Input) (any, error) {
+			st, err := s.streams.Resolve(ctx, in.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.Images.Get(ctx, st, in)
+		}))
 	}
 	return s
 }

@@ -11,8 +11,6 @@ import (
 // client may well call them: they get a 501 that says so rather than the
 // UnknownOperationException of a path no model defines.
 var unserved = map[string]string{
-	// kinesis-video-archived-media: the APIName GET_IMAGES.
-	"/getImages": "GetImages",
 	// kinesisvideo: the stream configurations. (Signaling channels and
 	// edge agents are other resources, which access knows no actions of:
 	// their paths stay unknown.)

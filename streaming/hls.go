@@ -276,7 +276,7 @@ func (s *Service) describe(ctx context.Context, sess *session) ([]playback.Track
 		return nil, st, err
 	}
 	if infos[0].Video {
-		frag, err := s.fragment(ctx, newest.f)
+		frag, err := s.Fragment(ctx, newest.f)
 		if err != nil {
 			return nil, st, err
 		}

@@ -101,7 +101,7 @@ func (s *Service) MediaSegment(ctx context.Context, token, fragment string, trac
 	if err != nil {
 		return nil, err
 	}
-	frag, err := s.fragment(ctx, f)
+	frag, err := s.Fragment(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (s *Service) TSFragment(ctx context.Context, token, fragment string) (*Segm
 	if err != nil {
 		return nil, err
 	}
-	frag, err := s.fragment(ctx, f)
+	frag, err := s.Fragment(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +187,9 @@ func (s *Service) resolve(ctx context.Context, sess *session, fragment string) (
 	return rows[0], nil
 }
 
-// fragment reads and parses a stored fragment.
-func (s *Service) fragment(ctx context.Context, f *store.Fragment) (*playback.Fragment, error) {
+// Fragment reads and parses a stored fragment (GetImages reads them too);
+// its errors are API errors where the fragment is gone or cannot be remuxed.
+func (s *Service) Fragment(ctx context.Context, f *store.Fragment) (*playback.Fragment, error) {
 	h, err := s.header(ctx, f.HeaderKey)
 	if err != nil {
 		return nil, err

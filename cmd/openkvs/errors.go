@@ -94,6 +94,7 @@ var (
 		"ListFragments":           "--listfragments-calls-per-second",
 		"GetMediaForFragmentList": "--getmediaforfragmentlist-calls-per-second",
 		"GetClip":                 "--getclip-calls-per-second",
+		"GetImages":               "--getimages-calls-per-second",
 	}
 	connectionFlags = map[string]string{
 		"GetMedia":                "--getmedia-connections",

@@ -33,6 +33,8 @@ func run(args []string) error {
 		return fragments(args[1:])
 	case "clip":
 		return clipCmd(args[1:])
+	case "images":
+		return imagesCmd(args[1:])
 	case "streams":
 		return streamsCmd(args[1:])
 	case "bench":

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/clip"
+	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/media"
@@ -30,6 +31,7 @@ type mediaConfig struct {
 	live          live.Options
 	streaming     streaming.Options
 	clip          clip.Options
+	images        images.Options
 	sweepInterval time.Duration
 	storage       *metrics.Storage
 	sweeper       *metrics.Sweeper
@@ -65,6 +67,10 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&m.clip.RequestsPerSecond, "getclip-calls-per-second", 1, "GetClip calls per stream per second (ClientLimitExceededException above)")
 	fs.IntVar(&m.clip.MaxFragments, "getclip-fragments", clip.DefaultMaxFragments, "most fragments in one GetClip answer; the range's later fragments are left out")
 	fs.Int64Var(&m.clip.MaxBytes, "getclip-bytes", clip.DefaultMaxBytes, "most media `bytes` in one GetClip answer; the range's later fragments are left out")
+	fs.StringVar(&m.images.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg `program` GetImages decodes video with: a path, or a name looked up on PATH")
+	fs.IntVar(&m.images.Decoders, "image-decoders", images.DefaultDecoders, "ffmpeg processes GetImages runs at once, all requests together")
+	fs.Int64Var(&m.images.CacheBytes, "image-cache-bytes", images.DefaultCacheBytes, "memory for GetImages' cache of decoded images, in `bytes`")
+	fs.Float64Var(&m.images.CallsPerSecond, "getimages-calls-per-second", 5, "GetImages calls per stream per second (ClientLimitExceededException above)")
 	fs.DurationVar(&m.sweepInterval, "sweep-interval", time.Minute, "how often fragments past their stream's retention are deleted")
 }
 
@@ -74,6 +80,7 @@ type dataPlane struct {
 	media     *media.Service
 	streaming *streaming.Service
 	clip      *clip.Service
+	images    *images.Service
 	hub       *live.Hub
 	sweeper   *sweeper.Sweeper
 }
@@ -108,6 +115,15 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if err != nil {
 		return nil, err
 	}
+	if m.images.Decoders <= 0 || m.images.CacheBytes <= 0 || m.images.CallsPerSecond <= 0 {
+		return nil, fmt.Errorf("--image-decoders, --image-cache-bytes and --getimages-calls-per-second must be positive")
+	}
+	m.images.MaxFragmentDuration, m.images.Logger = m.ingest.MaxFragmentDuration, log
+	stills := images.New(catalog, sessions, m.images)
+	if _, err := stills.FFmpeg(); err != nil {
+		// The rest of the server works without it.
+		log.Warn("GetImages is unavailable until ffmpeg is installed", "ffmpeg", m.images.FFmpeg)
+	}
 	mgr := ingest.NewManager(catalog, blobs, hub, m.ingest, log)
 	sw := &sweeper.Sweeper{Catalog: catalog, Blobs: blobs, Log: log, Metrics: m.sweeper}
 	m.read.MaxFragmentDuration = m.ingest.MaxFragmentDuration
@@ -132,7 +148,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), hub: hub, sweeper: sw}, nil
+	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), images: stills, hub: hub, sweeper: sw}, nil
 }
 
 // run starts the background work until ctx ends.

@@ -167,7 +167,7 @@ func serve(args []string) error {
 	if publicURL == "" {
 		publicURL = derivePublicURL(tcpAddr, scheme)
 	}
-	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, Streaming: dataPlane.streaming, Clip: dataPlane.clip, CORSOrigins: strings.FieldsFunc(c.corsOrigins, func(r rune) bool { return r == ',' || r == ' ' }), PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
+	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, Streaming: dataPlane.streaming, Clip: dataPlane.clip, Images: dataPlane.images, CORSOrigins: strings.FieldsFunc(c.corsOrigins, func(r rune) bool { return r == ',' || r == ' ' }), PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
 		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
 		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP, Health: checker}

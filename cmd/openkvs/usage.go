@@ -27,6 +27,8 @@ Commands:
                         list the stream's fragments (ListFragments) as a table
   clip --stream NAME --from TIME --to TIME -o FILE
                         write a time range as one MP4 file (GetClip)
+  images --stream NAME --from TIME --to TIME [--every 1s] -o DIR
+                        save an image every --every (GetImages) as files
   streams list|create|describe|delete|update-retention
                         manage streams (ListStreams, CreateStream, ...)
   bench [--quick]       measure the server on loopback
@@ -51,6 +53,7 @@ var commandUsage = map[string]string{
 	"get":                      getUsage,
 	"fragments":                fragmentsUsage,
 	"clip":                     clipUsage,
+	"images":                   imagesUsage,
 	"bench":                    benchUsage,
 	"healthcheck":              healthcheckUsage,
 	"streams list":             streamsListUsage,
