@@ -40,6 +40,11 @@ type Stream struct {
 	RetentionHours int64
 	StorageTier    string
 	Tags           map[string]string
+	// ImageGeneration and Notification are the stream's image generation
+	// and notification configurations, as JSON documents the control plane
+	// owns; "" when never set. The catalog stores them as they are.
+	ImageGeneration string
+	Notification    string
 }
 
 // Fragment is one row of the fragment index: a stored MKV Cluster and the

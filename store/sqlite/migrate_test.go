@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,42 @@ func TestMigrateVersion0(t *testing.T) {
 	}
 	if again.ID <= 2 {
 		t.Fatalf("stream created after deleting stream 2 got ID %d", again.ID)
+	}
+}
+
+// TestMigrateVersion1 opens a catalog of schema version 1, before streams
+// had image generation and notification configurations: its streams keep
+// their rows and have neither configuration.
+func TestMigrateVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version1 := strings.Replace(version0, "id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1) +
+		`CREATE TABLE deleted_streams (id INTEGER PRIMARY KEY, deleted_ms INTEGER NOT NULL);
+		PRAGMA user_version = 1;`
+	if _, err := db.Exec(version1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	c, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := c.StreamByName(ctx, "b")
+	if err != nil || b.ID != 2 || b.Tags["t"] != "x" || b.ImageGeneration != "" || b.Notification != "" {
+		t.Fatalf("stream b after migration = %+v, %v", b, err)
+	}
+	upd := *b
+	upd.ImageGeneration = `{"Status":"ENABLED"}`
+	if err := c.UpdateStream(ctx, &upd, b.Version); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.StreamByName(ctx, "b"); err != nil || got.ImageGeneration != upd.ImageGeneration {
+		t.Fatalf("stream b after update = %+v, %v", got, err)
 	}
 }

@@ -33,8 +33,9 @@ import (
 // schemaVersion is the catalog layout this code reads and writes, kept in
 // SQLite's user_version. Version 1 made stream IDs AUTOINCREMENT, so that
 // an ID is never assigned twice (version 0 reused the ID of the newest
-// stream once it was deleted), and added deleted_streams.
-const schemaVersion = 1
+// stream once it was deleted), and added deleted_streams. Version 2 added
+// the image generation and notification configurations.
+const schemaVersion = 2
 
 // deletedStreamsTable records deleted streams until their blobs are gone.
 const deletedStreamsTable = `CREATE TABLE deleted_streams (
@@ -57,7 +58,9 @@ const streamsTable = `CREATE TABLE %s (
 	retention_hours INTEGER NOT NULL,
 	storage_tier    TEXT NOT NULL,
 	tags            TEXT NOT NULL,
-	next_seq        INTEGER NOT NULL DEFAULT 1
+	next_seq        INTEGER NOT NULL DEFAULT 1,
+	image_generation TEXT NOT NULL DEFAULT '',
+	notification     TEXT NOT NULL DEFAULT ''
 )`
 
 // fragmentsSchema creates the fragment index. Fragment numbers are
@@ -145,11 +148,16 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		steps = []string{fmt.Sprintf(streamsTable, "streams"), fragmentsSchema, deletedStreamsTable}
 	case version == 0:
 		steps = []string{fmt.Sprintf(streamsTable, "streams_v1"),
-			`INSERT INTO streams_v1 SELECT id, name, arn, device_name, media_type, kms_key_id, version, status,
+			`INSERT INTO streams_v1 (id, name, arn, device_name, media_type, kms_key_id, version, status,
+				created_ms, retention_hours, storage_tier, tags, next_seq) SELECT id, name, arn, device_name, media_type, kms_key_id, version, status,
 				created_ms, retention_hours, storage_tier, tags, next_seq FROM streams`,
 			`DROP TABLE streams`,
 			`ALTER TABLE streams_v1 RENAME TO streams`,
 			deletedStreamsTable}
+	case version == 1:
+		steps = []string{
+			`ALTER TABLE streams ADD COLUMN image_generation TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE streams ADD COLUMN notification TEXT NOT NULL DEFAULT ''`}
 	}
 	steps = append(steps, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
@@ -186,14 +194,14 @@ func readOnly(err error) error {
 func (c *Catalog) Close() error { return c.db.Close() }
 
 const streamColumns = `id, name, arn, device_name, media_type, kms_key_id, version, status,
-	created_ms, retention_hours, storage_tier, tags`
+	created_ms, retention_hours, storage_tier, tags, image_generation, notification`
 
 func scanStream(row interface{ Scan(...any) error }) (*store.Stream, error) {
 	var s store.Stream
 	var created int64
 	var tags string
 	err := row.Scan(&s.ID, &s.Name, &s.ARN, &s.DeviceName, &s.MediaType, &s.KMSKeyID, &s.Version,
-		&s.Status, &created, &s.RetentionHours, &s.StorageTier, &tags)
+		&s.Status, &created, &s.RetentionHours, &s.StorageTier, &tags, &s.ImageGeneration, &s.Notification)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -241,9 +249,10 @@ func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
 		return fmt.Errorf("create stream %s: %w", s.Name, err)
 	}
 	res, err := c.db.ExecContext(ctx, `INSERT INTO streams (name, arn, device_name, media_type, kms_key_id,
-		version, status, created_ms, retention_hours, storage_tier, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		version, status, created_ms, retention_hours, storage_tier, tags, image_generation, notification)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.Name, s.ARN, s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, s.Status, s.CreationTime.UnixMilli(),
-		s.RetentionHours, s.StorageTier, tags)
+		s.RetentionHours, s.StorageTier, tags, s.ImageGeneration, s.Notification)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create stream %s: %w", s.Name, store.ErrExists)
 	}
@@ -319,8 +328,9 @@ func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion 
 		return fmt.Errorf("update stream %s: %w", s.Name, store.ErrVersionMismatch)
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE streams SET device_name=?, media_type=?, kms_key_id=?, version=?,
-		status=?, retention_hours=?, storage_tier=?, tags=? WHERE id=?`,
-		s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, s.Status, s.RetentionHours, s.StorageTier, tags, s.ID)
+		status=?, retention_hours=?, storage_tier=?, tags=?, image_generation=?, notification=? WHERE id=?`,
+		s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, s.Status, s.RetentionHours, s.StorageTier, tags,
+		s.ImageGeneration, s.Notification, s.ID)
 	if err != nil {
 		return fmt.Errorf("update stream %s: %w", s.Name, err)
 	}

@@ -107,6 +107,7 @@ func testStreamLifecycle(t *testing.T, open OpenCatalog) {
 	upd := *got
 	upd.Version, upd.MediaType, upd.RetentionHours = "v2", "video/h265", 48
 	upd.Tags = map[string]string{"a": "1", "b": ""}
+	upd.ImageGeneration, upd.Notification = `{"Status":"ENABLED"}`, `{"Status":"DISABLED"}`
 	if err := c.UpdateStream(ctx, &upd, "stale"); !errors.Is(err, store.ErrVersionMismatch) {
 		t.Fatalf("UpdateStream with stale version error = %v, want ErrVersionMismatch", err)
 	}
@@ -177,7 +178,9 @@ func testPersistence(t *testing.T, open OpenCatalog) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := open(t, dir)
-	s := mustCreate(t, c, newStream("keep"))
+	keep := newStream("keep")
+	keep.ImageGeneration, keep.Notification = `{"Format":"PNG"}`, `{"DestinationConfig":{}}`
+	s := mustCreate(t, c, keep)
 	first, err := c.ReserveSequence(ctx, s.ID, 10)
 	if err != nil {
 		t.Fatal(err)
