@@ -43,12 +43,12 @@ func TestUnservedOperations(t *testing.T) {
 	cfg.HTTPClient = &http.Client{Transport: count}
 	kv := kinesisvideo.NewFromConfig(cfg)
 	calls := map[string]func() error{
-		"UpdateNotificationConfiguration": func() error {
-			_, err := kv.UpdateNotificationConfiguration(ctx(t), &kinesisvideo.UpdateNotificationConfigurationInput{StreamName: aws.String("cam")})
+		"DescribeMediaStorageConfiguration": func() error {
+			_, err := kv.DescribeMediaStorageConfiguration(ctx(t), &kinesisvideo.DescribeMediaStorageConfigurationInput{ChannelName: aws.String("cam")})
 			return err
 		},
-		"DescribeImageGenerationConfiguration": func() error {
-			_, err := kv.DescribeImageGenerationConfiguration(ctx(t), &kinesisvideo.DescribeImageGenerationConfigurationInput{StreamName: aws.String("cam")})
+		"DescribeMappedResourceConfiguration": func() error {
+			_, err := kv.DescribeMappedResourceConfiguration(ctx(t), &kinesisvideo.DescribeMappedResourceConfigurationInput{StreamName: aws.String("cam")})
 			return err
 		},
 	}

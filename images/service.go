@@ -101,6 +101,16 @@ func (s *Service) FFmpeg() (string, error) {
 
 // Get answers one GetImages call on stream st.
 func (s *Service) Get(ctx context.Context, st *store.Stream, in *Input) (*Output, error) {
+	return s.get(ctx, st, in, true)
+}
+
+// Generate is Get for openkvs's own image generation, which the per-stream
+// call limit does not apply to: its worker makes one call at a time.
+func (s *Service) Generate(ctx context.Context, st *store.Stream, in *Input) (*Output, error) {
+	return s.get(ctx, st, in, false)
+}
+
+func (s *Service) get(ctx context.Context, st *store.Stream, in *Input, limit bool) (*Output, error) {
 	r, err := parse(in)
 	if err != nil {
 		return nil, err
@@ -108,7 +118,7 @@ func (s *Service) Get(ctx context.Context, st *store.Stream, in *Input) (*Output
 	if st.RetentionHours == 0 {
 		return nil, api.NoDataRetention("The stream %s keeps no data: GetImages needs data retention.", st.Name)
 	}
-	if !s.limiter(st.ID).Allow() {
+	if limit && !s.limiter(st.ID).Allow() {
 		return nil, api.ClientLimitExceeded("GetImages is limited to %g calls per second per stream.", s.opts.CallsPerSecond)
 	}
 	ffmpeg, err := s.FFmpeg()

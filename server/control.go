@@ -95,4 +95,16 @@ func (s *Server) controlRoutes() {
 	s.handle("/updateStreamStorageConfiguration", "UpdateStreamStorageConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateStorageConfigurationInput) (any, error) {
 		return done(svc.UpdateStreamStorageConfiguration(ctx, in))
 	}))
+	s.handle("/describeImageGenerationConfiguration", "DescribeImageGenerationConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
+		return svc.DescribeImageGenerationConfiguration(ctx, in)
+	}))
+	s.handle("/updateImageGenerationConfiguration", "UpdateImageGenerationConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateImageGenerationInput) (any, error) {
+		return done(svc.UpdateImageGenerationConfiguration(ctx, in))
+	}))
+	s.handle("/describeNotificationConfiguration", "DescribeNotificationConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.Ref) (any, error) {
+		return svc.DescribeNotificationConfiguration(ctx, in)
+	}))
+	s.handle("/updateNotificationConfiguration", "UpdateNotificationConfiguration", jsonOp(s, func(ctx context.Context, _ *http.Request, in *streams.UpdateNotificationInput) (any, error) {
+		return done(svc.UpdateNotificationConfiguration(ctx, in))
+	}))
 }

@@ -14,13 +14,9 @@ var unserved = map[string]string{
 	// kinesisvideo: the stream configurations. (Signaling channels and
 	// edge agents are other resources, which access knows no actions of:
 	// their paths stay unknown.)
-	"/describeImageGenerationConfiguration": "DescribeImageGenerationConfiguration",
-	"/updateImageGenerationConfiguration":   "UpdateImageGenerationConfiguration",
-	"/describeNotificationConfiguration":    "DescribeNotificationConfiguration",
-	"/updateNotificationConfiguration":      "UpdateNotificationConfiguration",
-	"/describeMediaStorageConfiguration":    "DescribeMediaStorageConfiguration",
-	"/updateMediaStorageConfiguration":      "UpdateMediaStorageConfiguration",
-	"/describeMappedResourceConfiguration":  "DescribeMappedResourceConfiguration",
+	"/describeMediaStorageConfiguration":   "DescribeMediaStorageConfiguration",
+	"/updateMediaStorageConfiguration":     "UpdateMediaStorageConfiguration",
+	"/describeMappedResourceConfiguration": "DescribeMappedResourceConfiguration",
 }
 
 // unservedRoutes answers each unserved operation with NotImplemented, once

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/clip"
+	"github.com/openkvs/openkvs/imagegen"
 	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
 	"github.com/openkvs/openkvs/live"
@@ -81,6 +82,7 @@ type dataPlane struct {
 	streaming *streaming.Service
 	clip      *clip.Service
 	images    *images.Service
+	imagegen  *imagegen.Service
 	hub       *live.Hub
 	sweeper   *sweeper.Sweeper
 }
@@ -132,6 +134,8 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	// nothing more (ingest's StreamChanged waits for that).
 	svc.OnChange(mgr.StreamChanged)
 	svc.OnChange(reads.StreamChanged)
+	gen := imagegen.New(catalog, blobs, stills, imagegen.Options{Logger: log})
+	svc.OnChange(gen.StreamChanged)
 	svc.OnChange(func(old, new *store.Stream) {
 		if new == nil {
 			go func() {
@@ -148,10 +152,11 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 			}()
 		}
 	})
-	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), images: stills, hub: hub, sweeper: sw}, nil
+	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), images: stills, imagegen: gen, hub: hub, sweeper: sw}, nil
 }
 
 // run starts the background work until ctx ends.
 func (m *dataPlane) run(ctx context.Context, interval time.Duration) {
 	go m.sweeper.Run(ctx, interval)
+	go m.imagegen.Run(ctx)
 }
