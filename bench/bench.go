@@ -260,6 +260,25 @@ func raiseFileLimit() int {
 }
 
 // progress prints one line about the run so far.
+// alternate runs one round of measurements, ours first in even rounds and
+// last in odd ones, so that neither side always runs on a warmer machine.
+// A nil baseline is left out.
+func alternate(round int, ours, baseline func() error) error {
+	order := []func() error{ours}
+	if baseline != nil {
+		order = append(order, baseline)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+	}
+	for _, run := range order {
+		if err := run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *env) progress(format string, args ...any) {
 	fmt.Fprintf(e.opts.Progress, "bench: "+format+"\n", args...)
 }

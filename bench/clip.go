@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,17 +79,12 @@ func runClip(ctx context.Context, e *env, sc *Scenario) error {
 		return nil
 	}
 	for round := range e.plan.clipRounds {
-		order := []func() error{readKVS}
+		var base func() error
 		if ffmpegErr == nil {
-			order = append(order, readBase)
-			if round%2 == 1 {
-				slices.Reverse(order)
-			}
+			base = readBase
 		}
-		for _, read := range order {
-			if err := read(); err != nil {
-				return err
-			}
+		if err := alternate(round, readKVS, base); err != nil {
+			return err
 		}
 		e.progress("clip round %d/%d", round+1, e.plan.clipRounds)
 	}

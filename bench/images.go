@@ -130,14 +130,8 @@ func runImages(ctx context.Context, e *env, sc *Scenario) error {
 	}
 	for round := range p.imagesRounds {
 		quality := 80 - round
-		order := []func() error{func() error { return timeKVS(quality, &kvsTime) }, func() error { return timeBase(quality) }}
-		if round%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, run := range order {
-			if err := run(); err != nil {
-				return err
-			}
+		if err := alternate(round, func() error { return timeKVS(quality, &kvsTime) }, func() error { return timeBase(quality) }); err != nil {
+			return err
 		}
 		if err := timeKVS(quality, &cachedTime); err != nil {
 			return err

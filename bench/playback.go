@@ -142,17 +142,12 @@ func runRemux(ctx context.Context, e *env, sc *Scenario) error {
 		return nil
 	}
 	for round := range e.plan.remuxRounds {
-		order := []func() error{readKVS}
+		var base func() error
 		if ffmpegErr == nil {
-			order = append(order, readBase)
-			if round%2 == 1 {
-				slices.Reverse(order)
-			}
+			base = readBase
 		}
-		for _, read := range order {
-			if err := read(); err != nil {
-				return err
-			}
+		if err := alternate(round, readKVS, base); err != nil {
+			return err
 		}
 		e.progress("remux round %d/%d", round+1, e.plan.remuxRounds)
 	}
@@ -204,14 +199,8 @@ func runSegmentTTFB(ctx context.Context, e *env, sc *Scenario) error {
 		return err
 	}
 	for i := range e.plan.ttfbRequests {
-		order := []func() error{timeKVS, timeBase}
-		if i%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, get := range order {
-			if err := get(); err != nil {
-				return err
-			}
+		if err := alternate(i, timeKVS, timeBase); err != nil {
+			return err
 		}
 	}
 	slices.Sort(kvs)
