@@ -62,13 +62,9 @@ func clipCmd(args []string) error {
 	if partFragments < 1 || partFragments > 200 {
 		return fmt.Errorf("--part-fragments must be 1 to 200")
 	}
-	start, err := parseTime(from)
+	start, end, err := timeRange(from, to, time.Time{}, time.Time{})
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	end, err := parseTime(to)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return err
 	}
 	if !end.After(start) {
 		return fmt.Errorf("--to must be after --from")

@@ -55,17 +55,9 @@ func fragments(args []string) error {
 	if pageSize < 1 || pageSize > 1000 {
 		return fmt.Errorf("--page-size must be 1 to 1000")
 	}
-	start, end := time.Unix(0, 0), time.Now().Add(time.Hour)
-	var err error
-	if from != "" {
-		if start, err = parseTime(from); err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-	}
-	if to != "" {
-		if end, err = parseTime(to); err != nil {
-			return fmt.Errorf("--to: %w", err)
-		}
+	start, end, err := timeRange(from, to, time.Unix(0, 0), time.Now().Add(time.Hour))
+	if err != nil {
+		return err
 	}
 	sel := &types.FragmentSelector{FragmentSelectorType: types.FragmentSelectorTypeProducerTimestamp,
 		TimestampRange: &types.TimestampRange{StartTimestamp: &start, EndTimestamp: &end}}

@@ -67,13 +67,9 @@ func imagesCmd(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("images needs --stream, --from, --to and -o, and no arguments")
 	}
-	start, err := parseTime(from)
+	start, end, err := timeRange(from, to, time.Time{}, time.Time{})
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	end, err := parseTime(to)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return err
 	}
 	in := kinesisvideoarchivedmedia.GetImagesInput{StreamName: &stream, ImageSelectorType: types.ImageSelectorTypeProducerTimestamp,
 		SamplingInterval: aws.Int32(int32(every.Milliseconds()))}

@@ -10,6 +10,23 @@ import (
 // timeHelp says what a TIME argument may be.
 const timeHelp = "RFC 3339 (2024-05-01T12:00:00.5Z), epoch seconds (1714564800.5), now, or a time before now (-1m, -1h30m)"
 
+// timeRange reads the --from and --to TIMEs of a command; an empty one
+// keeps the default given.
+func timeRange(from, to string, start, end time.Time) (time.Time, time.Time, error) {
+	var err error
+	if from != "" {
+		if start, err = parseTime(from); err != nil {
+			return start, end, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if to != "" {
+		if end, err = parseTime(to); err != nil {
+			return start, end, fmt.Errorf("--to: %w", err)
+		}
+	}
+	return start, end, nil
+}
+
 // parseTime reads a TIME argument: RFC 3339, epoch seconds with an
 // optional fraction, "now", or a negative Go duration before now.
 func parseTime(s string) (time.Time, error) {
