@@ -663,6 +663,22 @@ func TestPlaybackAuth(t *testing.T) {
 	if !bytes.HasPrefix(master, []byte("#EXTM3U\n")) {
 		t.Errorf("master playlist %q", master)
 	}
+
+	// GetClip and GetImages are authorized as their own actions too.
+	clipIn := &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String("cam-1"), ClipFragmentSelector: &amtypes.ClipFragmentSelector{
+		FragmentSelectorType: amtypes.ClipFragmentSelectorTypeProducerTimestamp,
+		TimestampRange:       &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(start.Add(time.Minute))}}}
+	_, err = kinesisvideoarchivedmedia.NewFromConfig(reader).GetClip(ctx(t), clipIn)
+	wantAPIError[*amtypes.NotAuthorizedException](t, err, "User: AKIDREADER is not authorized to perform: kinesisvideo:GetClip on resource: cam-1")
+	clip, err := kinesisvideoarchivedmedia.NewFromConfig(admin).GetClip(ctx(t), clipIn)
+	if err != nil {
+		t.Fatalf("admin GetClip: %v", err)
+	}
+	clip.Payload.Close()
+	_, err = kinesisvideoarchivedmedia.NewFromConfig(reader).GetImages(ctx(t), &kinesisvideoarchivedmedia.GetImagesInput{StreamName: aws.String("cam-1"),
+		ImageSelectorType: amtypes.ImageSelectorTypeProducerTimestamp, StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(start.Add(time.Second)),
+		Format: amtypes.FormatJpeg, SamplingInterval: aws.Int32(1000)})
+	wantAPIError[*amtypes.NotAuthorizedException](t, err, "User: AKIDREADER is not authorized to perform: kinesisvideo:GetImages on resource: cam-1")
 }
 
 // TestPlaybackLowLatency follows a stream a producer is sending through a
