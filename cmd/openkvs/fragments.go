@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -65,7 +63,7 @@ func fragments(args []string) error {
 		sel.FragmentSelectorType = types.FragmentSelectorTypeServerTimestamp
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	cfg, _, err := c.aws(ctx)
 	if err != nil {

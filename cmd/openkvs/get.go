@@ -11,11 +11,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -97,7 +95,7 @@ func get(args []string) error {
 		return fmt.Errorf("-o %s: --raw writes one payload to one file, with no %%d", output)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	cfg, signed, err := c.aws(ctx)
 	if err != nil {

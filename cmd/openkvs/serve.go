@@ -191,7 +191,7 @@ func serve(args []string) error {
 		defer opsLn.Close()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	// Catch SIGHUP before "listening" is logged: its default action would
 	// end the server.
