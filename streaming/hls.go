@@ -159,7 +159,7 @@ func (s *Service) renderMedia(ctx context.Context, sess *session, token string, 
 		}
 		if ll && i >= len(sess.entries)-partedEntries {
 			if f := s.hub.Stream(tok.Stream).Get(e.f.Number); f != nil {
-				if h, err := snapshot(f); err == nil && h.complete {
+				if h, err := s.snapshot(f); err == nil && h.complete {
 					if parts, err := h.parts(track); err == nil {
 						writeParts(&b, parts, e.f.Number, q, track)
 					}
@@ -177,7 +177,7 @@ func (s *Service) renderMedia(ctx context.Context, sess *session, token string, 
 	prev := sess.last
 	for i, h := range tail {
 		msn := sess.next + int64(i)
-		start := s.hubTime(sess, h.meta)
+		start := sess.pick(h.meta.ProducerTime, h.meta.ServerTime)
 		if disc := tok.Discontinuity == DiscontinuityAlways ||
 			tok.Discontinuity == DiscontinuityOnGap && gap(start, sess.fragmentTime(prev).Add(prev.Duration)); disc {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")

@@ -45,8 +45,37 @@ type hubFragment struct {
 	parsed   *playback.Fragment
 }
 
-// snapshot copies what the hub has of f without waiting, and parses it.
-func snapshot(f *live.Fragment) (*hubFragment, error) {
+// snapshot returns what the hub has of f now, parsed. A complete fragment
+// never changes: it is parsed once and kept, since every playlist render of a
+// low-latency session (blocking reloads wake at each frame) asks again for
+// the newest ones.
+func (s *Service) snapshot(f *live.Fragment) (*hubFragment, error) {
+	number := f.Meta().Number
+	s.mu.Lock()
+	h := s.hubCache[number]
+	s.mu.Unlock()
+	if h != nil && h.live == f {
+		return h, nil
+	}
+	h, err := readHub(f)
+	if err != nil || !h.complete {
+		return h, err
+	}
+	s.mu.Lock()
+	if len(s.hubCache) >= maxHubCache {
+		clear(s.hubCache)
+	}
+	s.hubCache[number] = h
+	s.mu.Unlock()
+	return h, nil
+}
+
+// maxHubCache bounds the complete hub fragments kept parsed: a few per
+// stream with low-latency viewers.
+const maxHubCache = 256
+
+// readHub copies what the hub has of f without waiting, and parses it.
+func readHub(f *live.Fragment) (*hubFragment, error) {
 	h := &hubFragment{live: f, meta: f.Meta()}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -102,7 +131,7 @@ func (s *Service) tail(sess *session) ([]*hubFragment, error) {
 		if sha256.Sum256(f.Meta().Header) != lastSum {
 			return out, nil
 		}
-		h, err := snapshot(f)
+		h, err := s.snapshot(f)
 		if err != nil {
 			return nil, err
 		}
@@ -192,11 +221,11 @@ func (s *Service) hubSegment(ctx context.Context, sess *session, number string, 
 	ctx, cancel := context.WithTimeout(ctx, blockLimit)
 	defer cancel()
 	for {
-		h, err := snapshot(f)
+		h, err := s.snapshot(f)
 		if err != nil {
 			return nil, err
 		}
-		start := sinceEpoch(s.hubTime(sess, h.meta))
+		start := sinceEpoch(sess.pick(h.meta.ProducerTime, h.meta.ServerTime))
 		seq := uint32(store.FragmentSequence(number))
 		if part < 0 {
 			if !h.complete {
@@ -224,14 +253,6 @@ func (s *Service) hubSegment(ctx context.Context, sess *session, number string, 
 			return nil, api.ResourceNotFound("Fragment %s ended before its part %d.", number, part)
 		}
 	}
-}
-
-// hubTime is a hub fragment's start on the session's timeline.
-func (s *Service) hubTime(sess *session, m live.Meta) time.Time {
-	if sess.tok.Field == store.ProducerTime {
-		return m.ProducerTime
-	}
-	return m.ServerTime
 }
 
 // NextPart serves the first part of the first fragment after the one numbered

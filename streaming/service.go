@@ -67,7 +67,8 @@ type Service struct {
 	sessions map[[8]byte]*session
 	byStream map[int64][][8]byte // active sessions, oldest first
 	revoked  map[[8]byte]time.Time
-	headers  map[string]*header // by blob key; reset when it grows past maxHeaders
+	headers  map[string]*header      // by blob key; reset when it grows past maxHeaders
+	hubCache map[string]*hubFragment // complete hub fragments by number, parsed
 }
 
 // maxHeaders bounds the header cache: a few KiB each.
@@ -88,7 +89,7 @@ func New(catalog store.Catalog, blobs store.Blobs, opts Options) (*Service, erro
 		return nil, errors.New("streaming: the session key must have at least 16 bytes")
 	}
 	return &Service{catalog: catalog, blobs: blobs, hub: opts.Hub, opts: opts, sessions: map[[8]byte]*session{},
-		byStream: map[int64][][8]byte{}, revoked: map[[8]byte]time.Time{}, headers: map[string]*header{}}, nil
+		byStream: map[int64][][8]byte{}, revoked: map[[8]byte]time.Time{}, headers: map[string]*header{}, hubCache: map[string]*hubFragment{}}, nil
 }
 
 // HLS creates an HLS session of st and returns its master playlist URL under

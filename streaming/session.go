@@ -41,10 +41,15 @@ func newSession(tok *Token, o Options) *session {
 
 // fragmentTime is a fragment's start on the session's timeline.
 func (sess *session) fragmentTime(f *store.Fragment) time.Time {
+	return sess.pick(f.ProducerTime, f.ServerTime)
+}
+
+// pick returns the timestamp of the session's selector.
+func (sess *session) pick(producer, server time.Time) time.Time {
 	if sess.tok.Field == store.ProducerTime {
-		return f.ProducerTime
+		return producer
 	}
-	return f.ServerTime
+	return server
 }
 
 // ended reports whether the playlist is complete.
