@@ -138,14 +138,7 @@ func TestGetClip(t *testing.T) {
 			}
 			path := getClip(t, srv, stream, clipRange(start.Add(-time.Second), start.Add(time.Minute)))
 			wantProgressive(t, path)
-			if n := decodedFrames(t, ffmpeg, path, "v"); n != tc.video {
-				t.Errorf("%d video frames decoded, want %d", n, tc.video)
-			}
-			if tc.audio > 0 {
-				if n := decodedFrames(t, ffmpeg, path, "a"); n != tc.audio {
-					t.Errorf("%d audio frames decoded, want %d", n, tc.audio)
-				}
-			}
+			wantFrames(t, ffmpeg, path, "the clip", tc.video, tc.audio)
 			if got := packetTimes(t, ffprobe, path, "v"); !slices.Equal(got, source) {
 				t.Errorf("video times %v,\nwant %v", got, source)
 			}
@@ -321,14 +314,7 @@ except c.exceptions.ClientLimitExceededException as e:
 	for name, n := range files {
 		path := filepath.Join(dir, name+".mp4")
 		wantProgressive(t, path)
-		if got := decodedFrames(t, ffmpeg, path, "v"); got != n.video {
-			t.Errorf("%s: %d video frames, want %d", name, got, n.video)
-		}
-		if n.audio > 0 {
-			if got := decodedFrames(t, ffmpeg, path, "a"); got != n.audio {
-				t.Errorf("%s: %d audio frames, want %d", name, got, n.audio)
-			}
-		}
+		wantFrames(t, ffmpeg, path, name, n.video, n.audio)
 	}
 }
 
@@ -361,14 +347,7 @@ func TestCLIClip(t *testing.T) {
 			}
 		}
 		wantProgressive(t, out)
-		if n := decodedFrames(t, ffmpeg, out, "v"); n != tc.video {
-			t.Errorf("%s: %d video frames decoded, want %d", stream, n, tc.video)
-		}
-		if tc.audio > 0 {
-			if n := decodedFrames(t, ffmpeg, out, "a"); n != tc.audio {
-				t.Errorf("%s: %d audio frames decoded, want %d", stream, n, tc.audio)
-			}
-		}
+		wantFrames(t, ffmpeg, out, stream, tc.video, tc.audio)
 		source := packetTimes(t, ffprobe, filepath.Join("..", "testdata", "media", tc.file), "v")
 		if got := packetTimes(t, ffprobe, out, "v"); !slices.Equal(got, source) {
 			t.Errorf("%s: video times %v,\nwant %v", stream, got, source)

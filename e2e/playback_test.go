@@ -133,6 +133,20 @@ func decodedFrames(t *testing.T, ffmpeg, u, kind string) int {
 	return n
 }
 
+// wantFrames checks that exactly video video frames and audio audio frames
+// (none checked when 0) of src decode, naming what src is in the errors.
+func wantFrames(t *testing.T, ffmpeg, src, what string, video, audio int) {
+	t.Helper()
+	if n := decodedFrames(t, ffmpeg, src, "v"); n != video {
+		t.Errorf("%s: %d video frames decode, want %d", what, n, video)
+	}
+	if audio > 0 {
+		if n := decodedFrames(t, ffmpeg, src, "a"); n != audio {
+			t.Errorf("%s: %d audio frames decode, want %d", what, n, audio)
+		}
+	}
+}
+
 func odRange(field amtypes.HLSFragmentSelectorType, from, to time.Time) *amtypes.HLSFragmentSelector {
 	return &amtypes.HLSFragmentSelector{FragmentSelectorType: field,
 		TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(from), EndTimestamp: aws.Time(to)}}
@@ -176,14 +190,7 @@ func TestPlaybackOnDemand(t *testing.T) {
 				if !strings.HasPrefix(u, srv.URL+"/") {
 					t.Errorf("%s URL %s is not under the data endpoint %s", name, u, srv.URL)
 				}
-				if got := decodedFrames(t, ffmpeg, u, "v"); got != tc.video {
-					t.Errorf("%s: %d video frames decode, want %d", name, got, tc.video)
-				}
-				if tc.audio > 0 {
-					if got := decodedFrames(t, ffmpeg, u, "a"); got != tc.audio {
-						t.Errorf("%s: %d audio frames decode, want %d", name, got, tc.audio)
-					}
-				}
+				wantFrames(t, ffmpeg, u, name, tc.video, tc.audio)
 			}
 		})
 	}
