@@ -216,12 +216,12 @@ func (c *Clip) read(ctx context.Context, f *store.Fragment) (*playback.Fragment,
 	header, ok := c.headers[f.HeaderKey]
 	if !ok {
 		var err error
-		if header, err = c.svc.readBlob(ctx, f.HeaderKey, -1, nil); err != nil {
+		if header, err = store.ReadBlob(ctx, c.svc.blobs, f.HeaderKey, -1, nil); err != nil {
 			return nil, err
 		}
 		c.headers[f.HeaderKey] = header
 	}
-	data, err := c.svc.readBlob(ctx, f.BlobKey, f.Size, c.buf[:0])
+	data, err := store.ReadBlob(ctx, c.svc.blobs, f.BlobKey, f.Size, c.buf[:0])
 	c.buf = data
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, api.ResourceNotFound("Fragment %s is no longer in the stream's archive.", f.Number)
@@ -234,33 +234,6 @@ func (c *Clip) read(ctx context.Context, f *store.Fragment) (*playback.Fragment,
 		return nil, playback.APIError(fmt.Errorf("fragment %s: %w", f.Number, err))
 	}
 	return frag, nil
-}
-
-// readBlob reads a stored object of size bytes (any size if negative) into
-// buf's room, or a new buffer if that is too small.
-func (s *Service) readBlob(ctx context.Context, key string, size int64, buf []byte) ([]byte, error) {
-	r, err := s.blobs.Open(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("clip: open %s: %w", key, err)
-	}
-	defer r.Close()
-	if size < 0 {
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return nil, fmt.Errorf("clip: read %s: %w", key, err)
-		}
-		return data, nil
-	}
-	// Sized from the catalog: growing by doubling would copy a fragment
-	// several times.
-	if int64(cap(buf)) < size+1 {
-		buf = make([]byte, 0, size+1)
-	}
-	n, err := io.ReadFull(r, buf[:size+1])
-	if err != io.ErrUnexpectedEOF && err != nil || int64(n) != size {
-		return nil, fmt.Errorf("clip: read %s: %d bytes of %d: %v", key, n, size, err)
-	}
-	return buf[:n], nil
 }
 
 // limiter returns the stream's GetClip rate limiter.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
@@ -194,17 +193,12 @@ func (s *Service) Fragment(ctx context.Context, f *store.Fragment) (*playback.Fr
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.blobs.Open(ctx, f.BlobKey)
+	data, err := store.ReadBlob(ctx, s.blobs, f.BlobKey, f.Size, nil)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, api.ResourceNotFound("Fragment %s is no longer in the stream's archive.", f.Number)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open fragment %s: %w", f.Number, err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, f.Size+1))
-	if err != nil {
-		return nil, fmt.Errorf("read fragment %s: %w", f.Number, err)
+		return nil, fmt.Errorf("fragment %s: %w", f.Number, err)
 	}
 	frag, err := playback.Parse(h.data, data)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -314,14 +313,9 @@ func (s *Service) header(ctx context.Context, key string) (*header, error) {
 	if h != nil {
 		return h, nil
 	}
-	r, err := s.blobs.Open(ctx, key)
+	data, err := store.ReadBlob(ctx, s.blobs, key, -1, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open header %s: %w", key, err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read header %s: %w", key, err)
+		return nil, fmt.Errorf("stream header: %w", err)
 	}
 	info, err := playback.ParseHeader(data)
 	if err != nil {
