@@ -3,7 +3,6 @@ package images
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/openkvs/openkvs/api"
@@ -122,9 +121,9 @@ func parse(in *Input) (*request, error) {
 		}
 	}
 	if q, ok := in.FormatConfig[jpegQualityKey]; ok {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 1 || n > 100 {
-			return nil, api.InvalidArgument("FormatConfig JPEGQuality %q must be a whole number from 1 to 100.", q)
+		n, err := api.JPEGQuality(q)
+		if err != nil {
+			return nil, err
 		}
 		r.spec.quality = n
 	}

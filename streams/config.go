@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/store"
@@ -82,8 +81,8 @@ func (c *ImageGenerationConfiguration) check(region string) error {
 		return api.InvalidArgument("SamplingInterval must be at least %d ms; it is %d.", MinSamplingInterval, *c.SamplingInterval)
 	}
 	if q, ok := c.FormatConfig["JPEGQuality"]; ok {
-		if n, err := strconv.Atoi(q); err != nil || n < 1 || n > 100 {
-			return api.InvalidArgument("FormatConfig JPEGQuality must be an integer from 1 to 100; it is %q.", q)
+		if _, err := api.JPEGQuality(q); err != nil {
+			return err
 		}
 	}
 	if r := *c.DestinationConfig.DestinationRegion; r != region {
