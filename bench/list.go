@@ -58,7 +58,7 @@ func preloadFragments(ctx context.Context, data, name string, rows int, size int
 		batch = append(batch, &store.Fragment{StreamID: st.ID, Number: number, ProducerTime: at.Add(-150 * time.Millisecond),
 			ServerTime: at, Duration: step, Size: size, BlobKey: fmt.Sprintf("s%d/f/%s", st.ID, number), HeaderKey: header})
 		if len(batch) == cap(batch) || i == rows-1 {
-			if err := cat.AddFragments(ctx, batch); err != nil {
+			if err := cat.AddFragments(ctx, nil, batch); err != nil {
 				return first, last, fmt.Errorf("preload: %w", err)
 			}
 			batch = batch[:0]

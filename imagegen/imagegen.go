@@ -272,7 +272,7 @@ func (w *worker) images(ctx context.Context, f *store.Fragment) error {
 				return err
 			}
 			key := Key(*g.DestinationConfig.Uri, w.st.Name, im.TimeStamp.Time, f.Number, *g.Format)
-			if err := w.s.blobs.Put(ctx, key, bytes.NewReader(b)); err != nil {
+			if err := w.s.blobs.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
 				return fmt.Errorf("store image %s: %w", key, err)
 			}
 		}

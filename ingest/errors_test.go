@@ -105,7 +105,7 @@ type failingBlobs struct {
 	fail []byte
 }
 
-func (f *failingBlobs) Put(ctx context.Context, key string, r io.Reader) error {
+func (f *failingBlobs) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -113,7 +113,7 @@ func (f *failingBlobs) Put(ctx context.Context, key string, r io.Reader) error {
 	if bytes.Equal(data, f.fail) {
 		return errors.New("disk full")
 	}
-	return f.Blobs.Put(ctx, key, bytes.NewReader(data))
+	return f.Blobs.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
 }
 
 func TestIngestArchivalError(t *testing.T) {

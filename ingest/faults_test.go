@@ -94,7 +94,7 @@ type flakyCatalog struct {
 	once    sync.Once
 }
 
-func (c *flakyCatalog) AddFragments(ctx context.Context, fs []*store.Fragment) error {
+func (c *flakyCatalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*store.Fragment) error {
 	if c.entered != nil {
 		c.once.Do(func() { close(c.entered) })
 	}
@@ -106,7 +106,7 @@ func (c *flakyCatalog) AddFragments(ctx context.Context, fs []*store.Fragment) e
 			return errors.New("database or disk is full")
 		}
 	}
-	return c.Catalog.AddFragments(ctx, fs)
+	return c.Catalog.AddFragments(ctx, lease, fs)
 }
 
 // A row that cannot be added is ERROR 5001 too, never PERSISTED, and its
@@ -167,14 +167,14 @@ type blockingBlobs struct {
 	once             sync.Once
 }
 
-func (b *blockingBlobs) Put(ctx context.Context, key string, r io.Reader) error {
+func (b *blockingBlobs) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	if !strings.Contains(key, "/f/") {
-		return b.Blobs.Put(ctx, key, r)
+		return b.Blobs.Put(ctx, key, r, size)
 	}
 	b.once.Do(func() { close(b.entered) })
 	<-ctx.Done()
 	<-b.release
-	return b.Blobs.Put(context.WithoutCancel(ctx), key, r)
+	return b.Blobs.Put(context.WithoutCancel(ctx), key, r, size)
 }
 
 // Deleting a stream cancels what its session was still storing, and

@@ -623,7 +623,7 @@ func (s *Session) persist() {
 			go func() {
 				defer func() { <-sem }()
 				// The live hub holds the fragment's bytes: store them from there.
-				err := s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{ctx: ctx, f: f.live})
+				err := s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{ctx: ctx, f: f.live}, f.size)
 				j.blobAt = time.Now()
 				j.blobDone <- err
 			}()
@@ -693,7 +693,7 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 		}
 		commitStart := time.Now()
 		if len(ready) > 0 {
-			if err := s.m.catalog.AddFragments(ctx, s.rows(ready)); err != nil {
+			if err := s.m.catalog.AddFragments(ctx, nil, s.rows(ready)); err != nil {
 				bad, badErr = ready[0], err
 				s.discard(ctx, ready[1:])
 				ready = nil
@@ -821,7 +821,7 @@ func (s *Session) storeHeader(ctx context.Context, f *fragment) (string, time.Ti
 		return h.key, h.putAt, nil
 	}
 	key := fmt.Sprintf("s%d/h/%s", s.stream.ID, f.number)
-	if err := s.m.blobs.Put(ctx, key, bytes.NewReader(h.data)); err != nil {
+	if err := s.m.blobs.Put(ctx, key, bytes.NewReader(h.data), int64(len(h.data))); err != nil {
 		return "", time.Time{}, fmt.Errorf("store header: %w", err)
 	}
 	h.key, h.putAt = key, time.Now()

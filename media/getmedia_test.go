@@ -34,7 +34,8 @@ func newHarness(t *testing.T, retention int64) *harness {
 	if err := c.CreateStream(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(context.Background(), "h", bytes.NewReader(synth.Header(1))); err != nil {
+	header := synth.Header(1)
+	if err := b.Put(context.Background(), "h", bytes.NewReader(header), int64(len(header))); err != nil {
 		t.Fatal(err)
 	}
 	hub := live.NewHub(live.Options{})
@@ -56,13 +57,13 @@ func (h *harness) archive(seqs ...uint64) []string {
 		f := &store.Fragment{StreamID: h.stream.ID, Number: store.FragmentNumber(seq, server.UnixMilli()),
 			ProducerTime: time.UnixMilli(int64(i) * 1000), ServerTime: server, Duration: 99 * time.Millisecond,
 			Size: int64(len(cluster(i))), BlobKey: fmt.Sprintf("f%d", i), HeaderKey: "h"}
-		if err := h.blobs.Put(context.Background(), f.BlobKey, bytes.NewReader(cluster(i))); err != nil {
+		if err := h.blobs.Put(context.Background(), f.BlobKey, bytes.NewReader(cluster(i)), f.Size); err != nil {
 			h.t.Fatal(err)
 		}
 		rows = append(rows, f)
 		numbers = append(numbers, f.Number)
 	}
-	if err := h.catalog.AddFragments(context.Background(), rows); err != nil {
+	if err := h.catalog.AddFragments(context.Background(), nil, rows); err != nil {
 		h.t.Fatal(err)
 	}
 	return numbers

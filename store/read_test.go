@@ -19,7 +19,7 @@ func TestReadBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []byte("0123456789")
-	if err := b.Put(ctx, "k", bytes.NewReader(want)); err != nil {
+	if err := b.Put(ctx, "k", bytes.NewReader(want), int64(len(want))); err != nil {
 		t.Fatal(err)
 	}
 	room := make([]byte, 0, 64)

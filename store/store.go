@@ -118,8 +118,11 @@ type Catalog interface {
 
 	// AddFragments indexes fragments whose blobs are already durable, all
 	// or none: ErrExists if a number is taken, ErrNotFound if the stream is
-	// gone.
-	AddFragments(ctx context.Context, fs []*Fragment) error
+	// gone. With a lease (a Cluster's; nil with one node) the rows are
+	// added only if it is still the stream's current lease, checked in the
+	// same transaction: ErrLeaseLost otherwise, so a node that lost a
+	// stream can never commit its rows.
+	AddFragments(ctx context.Context, lease *Lease, fs []*Fragment) error
 	// Fragments returns the indexed fragments of stream id among numbers, in
 	// the order asked; numbers with no row are left out.
 	Fragments(ctx context.Context, id int64, numbers []string) ([]*Fragment, error)
@@ -144,9 +147,11 @@ type Catalog interface {
 
 // Blobs keeps fragment payloads and headers as immutable objects.
 type Blobs interface {
-	// Put stores everything r yields as the object, atomically: it is
-	// absent or complete, and durable when Put returns nil.
-	Put(ctx context.Context, key string, r io.Reader) error
+	// Put stores the size bytes r yields as the object, atomically: it is
+	// absent or complete, and durable when Put returns nil. The length is
+	// known up front so that an object store takes one plain PUT; r
+	// yielding more or fewer bytes is an error and stores nothing.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	// Open returns a reader of the object or ErrNotFound.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// Delete removes the object; deleting a missing object is not an error.

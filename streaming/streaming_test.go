@@ -122,17 +122,17 @@ func (f *fixture) add(offset, duration time.Duration, header []byte) *store.Frag
 	f.seq++
 	hkey := fmt.Sprintf("h/%x", sha256.Sum256(header))
 	if _, err := f.blobs.Open(ctx, hkey); err != nil {
-		if err := f.blobs.Put(ctx, hkey, bytes.NewReader(header)); err != nil {
+		if err := f.blobs.Put(ctx, hkey, bytes.NewReader(header), int64(len(header))); err != nil {
 			f.t.Fatal(err)
 		}
 	}
 	fr := &store.Fragment{StreamID: f.stream.ID, Number: store.FragmentNumber(f.seq, t0.UnixMilli()),
 		ProducerTime: t0.Add(offset), ServerTime: t0.Add(offset), Duration: duration,
 		Size: int64(len(f.cluster[f.seq%3])), BlobKey: "f/" + string(rune('a'+f.seq)), HeaderKey: hkey}
-	if err := f.blobs.Put(ctx, fr.BlobKey, bytes.NewReader(f.cluster[f.seq%3])); err != nil {
+	if err := f.blobs.Put(ctx, fr.BlobKey, bytes.NewReader(f.cluster[f.seq%3]), int64(len(f.cluster[f.seq%3]))); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.catalog.AddFragments(ctx, []*store.Fragment{fr}); err != nil {
+	if err := f.catalog.AddFragments(ctx, nil, []*store.Fragment{fr}); err != nil {
 		f.t.Fatal(err)
 	}
 	f.names[fr.Number] = fmt.Sprintf("frag %02d", f.seq)

@@ -43,7 +43,7 @@ func (f *fixture) stream(name string, retention int64) *store.Stream {
 }
 
 func (f *fixture) put(key string) {
-	if err := f.blobs.Put(context.Background(), key, bytes.NewReader([]byte(key))); err != nil {
+	if err := f.blobs.Put(context.Background(), key, bytes.NewReader([]byte(key)), int64(len([]byte(key)))); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -65,7 +65,7 @@ func (f *fixture) fragment(st *store.Stream, age time.Duration, session string) 
 	fr.HeaderKey = fmt.Sprintf("s%d/h/%s", st.ID, session)
 	f.put(fr.BlobKey)
 	f.put(fr.HeaderKey)
-	if err := f.catalog.AddFragments(context.Background(), []*store.Fragment{fr}); err != nil {
+	if err := f.catalog.AddFragments(context.Background(), nil, []*store.Fragment{fr}); err != nil {
 		f.t.Fatal(err)
 	}
 	return fr

@@ -198,7 +198,7 @@ func (b *Blobs) syncDir(dir string) error {
 
 // Put writes the object durably and atomically. A ctx that ends before
 // the object is in place leaves nothing behind.
-func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
+func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	start := time.Now()
 	path, err := b.path(key)
 	if err != nil {
@@ -216,7 +216,11 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	tmp := f.Name()
-	if _, err := io.Copy(f, r); err != nil {
+	n, err := io.Copy(f, io.LimitReader(r, size+1))
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	if err != nil {
 		f.Close()
 		b.fsys.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)

@@ -101,7 +101,7 @@ func runPuts(t *testing.T, cut int) (*powerfs.FS, []bool) {
 			i++
 			continue
 		}
-		err := b.Put(context.Background(), powerPuts[i].key, plainReader{bytes.NewReader(powerPuts[i].data)})
+		err := b.Put(context.Background(), powerPuts[i].key, plainReader{bytes.NewReader(powerPuts[i].data)}, int64(len(powerPuts[i].data)))
 		checkCutError(t, "put "+powerPuts[i].key, err)
 		ok[i] = err == nil
 	}
@@ -128,7 +128,7 @@ func putDuringPaused(t *testing.T, b *file.Blobs, p, q blobPut) (pOK, qOK bool) 
 	half := len(p.data) / 2
 	r := &pausedReader{head: p.data[:half], tail: p.data[half:], paused: make(chan struct{}), resume: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() { done <- b.Put(context.Background(), p.key, r) }()
+	go func() { done <- b.Put(context.Background(), p.key, r, int64(len(p.data))) }()
 	var pErr error
 	finished := false
 	select {
@@ -138,7 +138,7 @@ func putDuringPaused(t *testing.T, b *file.Blobs, p, q blobPut) (pOK, qOK bool) 
 	case <-time.After(maxWait):
 		t.Fatalf("put %s neither paused nor returned in %v", p.key, maxWait)
 	}
-	qErr := b.Put(context.Background(), q.key, plainReader{bytes.NewReader(q.data)})
+	qErr := b.Put(context.Background(), q.key, plainReader{bytes.NewReader(q.data)}, int64(len(q.data)))
 	close(r.resume)
 	if !finished {
 		select {

@@ -42,7 +42,11 @@ type addRequest struct {
 // AddFragments inserts fragment rows durably, all or none. Concurrent
 // calls share one transaction and so one fsync (group commit): the caller
 // that gets the write lock commits every request queued by then.
-func (c *Catalog) AddFragments(ctx context.Context, fs []*store.Fragment) error {
+// The embedded catalog has one node and so no leases: a lease is an error.
+func (c *Catalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*store.Fragment) error {
+	if lease != nil {
+		return fmt.Errorf("add fragments of stream %d: %w: the embedded catalog has no leases", lease.StreamID, store.ErrLeaseLost)
+	}
 	req := &addRequest{fs: fs, done: make(chan error, 1)}
 	c.pendingMu.Lock()
 	c.pending = append(c.pending, req)

@@ -28,6 +28,7 @@ func TestBlobs(t *testing.T, open OpenBlobs) {
 	t.Run("Concurrent", func(t *testing.T) { testBlobConcurrent(t, open) })
 	t.Run("Modified", func(t *testing.T) { testBlobModified(t, open) })
 	t.Run("CancelledPut", func(t *testing.T) { testBlobCancelledPut(t, open) })
+	t.Run("WrongSize", func(t *testing.T) { testBlobWrongSize(t, open) })
 }
 
 func readBlob(t *testing.T, b store.Blobs, key string) []byte {
@@ -48,20 +49,20 @@ func testBlobRoundTrip(t *testing.T, open OpenBlobs) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	payload := bytes.Repeat([]byte{0x1f, 0x43, 0xb6, 0x75}, 100_000)
-	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader(payload)); err != nil {
+	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader(payload), int64(len(payload))); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "s1/f/0001"); !bytes.Equal(got, payload) {
 		t.Fatalf("read back %d bytes, want the %d written", len(got), len(payload))
 	}
 	// Objects are immutable, but a second Put of the same key replaces it whole.
-	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader([]byte("x"))); err != nil {
+	if err := b.Put(ctx, "s1/f/0001", bytes.NewReader([]byte("x")), 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "s1/f/0001"); string(got) != "x" {
 		t.Fatalf("after overwrite read %q", got)
 	}
-	if err := b.Put(ctx, "empty", bytes.NewReader(nil)); err != nil {
+	if err := b.Put(ctx, "empty", bytes.NewReader(nil), 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := readBlob(t, b, "empty"); len(got) != 0 {
@@ -97,7 +98,7 @@ func testBlobList(t *testing.T, open OpenBlobs) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	for _, k := range []string{"s1/f/2", "s1/f/1", "s1/h/a", "s10/f/1", "s2/f/1"} {
-		if err := b.Put(ctx, k, bytes.NewReader([]byte(k))); err != nil {
+		if err := b.Put(ctx, k, bytes.NewReader([]byte(k)), int64(len([]byte(k)))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,7 +124,7 @@ func testBlobList(t *testing.T, open OpenBlobs) {
 func testBlobPersistence(t *testing.T, open OpenBlobs) {
 	dir := t.TempDir()
 	b := open(t, dir)
-	if err := b.Put(context.Background(), "s9/h/x", bytes.NewReader([]byte("header"))); err != nil {
+	if err := b.Put(context.Background(), "s9/h/x", bytes.NewReader([]byte("header")), 6); err != nil {
 		t.Fatal(err)
 	}
 	b = open(t, dir)
@@ -135,7 +136,7 @@ func testBlobPersistence(t *testing.T, open OpenBlobs) {
 func testBlobInvalidKeys(t *testing.T, open OpenBlobs) {
 	b := open(t, t.TempDir())
 	for _, k := range []string{"", "/abs", "a/../b", "a//b", "..", "a/./b"} {
-		if err := b.Put(context.Background(), k, bytes.NewReader([]byte("x"))); err == nil {
+		if err := b.Put(context.Background(), k, bytes.NewReader([]byte("x")), 1); err == nil {
 			t.Errorf("Put(%q) succeeded", k)
 		}
 	}
@@ -150,7 +151,7 @@ func testBlobConcurrent(t *testing.T, open OpenBlobs) {
 		wg.Go(func() {
 			for j := range 4 {
 				k := fmt.Sprintf("s%d/f/%d", i%3, i*10+j)
-				if err := b.Put(ctx, k, bytes.NewReader([]byte(k))); err != nil {
+				if err := b.Put(ctx, k, bytes.NewReader([]byte(k)), int64(len([]byte(k)))); err != nil {
 					errs <- err
 				}
 			}
@@ -172,7 +173,7 @@ func testBlobModified(t *testing.T, open OpenBlobs) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	before := time.Now().Add(-time.Second) // file systems may round times down
-	if err := b.Put(ctx, "s1/h/1", bytes.NewReader([]byte("h"))); err != nil {
+	if err := b.Put(ctx, "s1/h/1", bytes.NewReader([]byte("h")), 1); err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now().Add(time.Second)
@@ -190,10 +191,25 @@ func testBlobCancelledPut(t *testing.T, open OpenBlobs) {
 	b := open(t, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := b.Put(ctx, "s1/f/1", bytes.NewReader([]byte("x"))); !errors.Is(err, context.Canceled) {
+	if err := b.Put(ctx, "s1/f/1", bytes.NewReader([]byte("x")), 1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Put with a cancelled context: %v, want context.Canceled", err)
 	}
 	if keys := listKeys(t, b, ""); len(keys) != 0 {
 		t.Fatalf("cancelled Put left %v", keys)
+	}
+}
+
+// testBlobWrongSize checks that a Put whose reader yields more or fewer
+// bytes than its size is an error and stores nothing.
+func testBlobWrongSize(t *testing.T, open OpenBlobs) {
+	b := open(t, t.TempDir())
+	ctx := context.Background()
+	for _, size := range []int64{4, 6} {
+		if err := b.Put(ctx, "s1/f/1", bytes.NewReader([]byte("fiver")), size); err == nil {
+			t.Errorf("Put of 5 bytes with size %d succeeded", size)
+		}
+	}
+	if keys := listKeys(t, b, ""); len(keys) != 0 {
+		t.Fatalf("Put with a wrong size left %v", keys)
 	}
 }

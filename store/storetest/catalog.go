@@ -186,7 +186,7 @@ func testPersistence(t *testing.T, open OpenCatalog) {
 		t.Fatal(err)
 	}
 	f := fragment(s.ID, 1, 0)
-	if err := c.AddFragments(ctx, []*store.Fragment{f}); err != nil {
+	if err := c.AddFragments(ctx, nil, []*store.Fragment{f}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -301,19 +301,19 @@ func testFragmentIndex(t *testing.T, open OpenCatalog) {
 		if i == 6 { // producer time equal to fragment 5: ties order by number
 			f.ProducerTime = all[4].ProducerTime
 		}
-		if err := c.AddFragments(ctx, []*store.Fragment{f}); err != nil {
+		if err := c.AddFragments(ctx, nil, []*store.Fragment{f}); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, f)
 	}
-	if err := c.AddFragments(ctx, []*store.Fragment{all[0]}); !errors.Is(err, store.ErrExists) {
+	if err := c.AddFragments(ctx, nil, []*store.Fragment{all[0]}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("duplicate AddFragment error = %v, want ErrExists", err)
 	}
-	if err := c.AddFragments(ctx, []*store.Fragment{fragment(987654, 1, 0)}); !errors.Is(err, store.ErrNotFound) {
+	if err := c.AddFragments(ctx, nil, []*store.Fragment{fragment(987654, 1, 0)}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("AddFragments for a missing stream error = %v, want ErrNotFound", err)
 	}
 	// A batch is all or nothing.
-	if err := c.AddFragments(ctx, []*store.Fragment{fragment(s.ID, 50, 0), all[1]}); !errors.Is(err, store.ErrExists) {
+	if err := c.AddFragments(ctx, nil, []*store.Fragment{fragment(s.ID, 50, 0), all[1]}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("AddFragments with a duplicate error = %v, want ErrExists", err)
 	}
 	if ok, _ := c.HasBlobKey(ctx, fragment(s.ID, 50, 0).BlobKey); ok {
@@ -384,7 +384,7 @@ func testFragmentRetention(t *testing.T, open OpenCatalog) {
 	var all []*store.Fragment
 	for i := 1; i <= 5; i++ {
 		f := fragment(s.ID, i, int64(i)*2000)
-		c.AddFragments(ctx, []*store.Fragment{f})
+		c.AddFragments(ctx, nil, []*store.Fragment{f})
 		all = append(all, f)
 	}
 	gone, err := c.DeleteFragmentsBefore(ctx, s.ID, all[3].ServerTime, 2)
@@ -409,7 +409,7 @@ func testDeleteCascades(t *testing.T, open OpenCatalog) {
 	c := openTemp(t, open)
 	s := mustCreate(t, c, newStream("gone"))
 	f := fragment(s.ID, 1, 0)
-	c.AddFragments(ctx, []*store.Fragment{f})
+	c.AddFragments(ctx, nil, []*store.Fragment{f})
 	if err := c.DeleteStream(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func testConcurrentAdds(t *testing.T, open OpenCatalog) {
 	errs := make(chan error, 20)
 	for w := range 20 {
 		go func() {
-			errs <- c.AddFragments(ctx, []*store.Fragment{fragment(s.ID, w*2+1, 0), fragment(s.ID, w*2+2, 0)})
+			errs <- c.AddFragments(ctx, nil, []*store.Fragment{fragment(s.ID, w*2+1, 0), fragment(s.ID, w*2+2, 0)})
 		}()
 	}
 	for range 20 {
