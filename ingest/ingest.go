@@ -20,6 +20,18 @@
 //     ends at once and its unfinished fragment is dropped.
 //   - The fragment duration is the span from the earliest frame to the end
 //     of the latest (its BlockDuration, else its track's frame interval).
+//
+// In a cluster (Options.Owner), a session runs only on the node that holds
+// its stream's lease, and every fragment-row commit is fenced by that
+// lease. A PutMedia whose stream another live node owns is refused with
+// ConnectionLimitExceededException: it is the error AWS throttles extra
+// connections of a stream with, the official producer answers it by
+// describing the stream and calling GetDataEndpoint again (kvs-protocol.md
+// §4.5), which names the owner, and openkvs's own client retries it after
+// a short backoff, resolving the endpoint again. A lease lost mid-session
+// ends the session with ERROR 5001 (ARCHIVAL_ERROR, retriable) for the
+// oldest fragment not yet PERSISTED, which the producer sends again
+// wherever GetDataEndpoint sends it next.
 package ingest
 
 import (
@@ -57,6 +69,10 @@ type Options struct {
 	// catalog commits; nil counts nothing.
 	Metrics *metrics.Ingest
 	Storage *metrics.Storage
+
+	// Owner, in a cluster, makes this node a stream's owner for each
+	// session and fences its commits; nil with one node.
+	Owner Ownership
 }
 
 func (o *Options) setDefaults() {
@@ -147,6 +163,10 @@ var errStreamDeleted = errors.New("stream deleted")
 // errShutdown ends sessions when the server stops.
 var errShutdown = errors.New("server shutting down")
 
+// errLeaseLost ends a session whose node lost the stream's lease: the
+// producer must reconnect to the stream's new owner.
+var errLeaseLost = fail(ErrArchival, "this node no longer owns the stream; call GetDataEndpoint and connect again")
+
 // Open admits a PutMedia call for stream: it applies the call-rate limit
 // and ends any older session of the stream. Errors are API errors to send
 // before the response starts.
@@ -164,8 +184,20 @@ func (m *Manager) Open(ctx context.Context, st *store.Stream) (*Session, error) 
 		m.mu.Unlock()
 		return nil, api.ClientLimitExceeded("PutMedia is limited to %g calls per second per stream.", m.opts.CallsPerSecond)
 	}
+	m.mu.Unlock()
+	claim, err := m.claim(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		claim.Release()
+		return nil, api.ServiceUnavailable("The server is shutting down.")
+	}
 	old := m.active[st.ID]
 	s := newSession(m, st, lim)
+	s.claim = claim
 	m.active[st.ID] = s
 	m.mu.Unlock()
 	if old != nil {
@@ -173,11 +205,38 @@ func (m *Manager) Open(ctx context.Context, st *store.Stream) (*Session, error) 
 		select {
 		case <-old.done:
 		case <-ctx.Done():
+			claim.Release()
 			return nil, ctx.Err()
 		}
 	}
 	return s, nil
 }
+
+// claim makes this node the stream's owner for a session (Options.Owner);
+// with one node it claims nothing.
+func (m *Manager) claim(ctx context.Context, st *store.Stream) (Claim, error) {
+	if m.opts.Owner == nil {
+		return noClaim{}, nil
+	}
+	c, err := m.opts.Owner.Claim(ctx, st.ID)
+	switch {
+	case errors.Is(err, store.ErrLeaseHeld):
+		return nil, api.ConnectionLimitExceeded("Stream %s is being ingested by another node; call GetDataEndpoint and connect to the endpoint it returns.", st.Name)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, api.ResourceNotFound(api.MsgStreamNotFound)
+	case err != nil:
+		m.log.Error("claim stream ownership", "stream", st.Name, "err", err)
+		return nil, api.ServiceUnavailable("The stream's ownership could not be recorded; try again.")
+	}
+	return c, nil
+}
+
+// noClaim is a session's claim with one node: commits are not fenced.
+type noClaim struct{}
+
+func (noClaim) Lease() (*store.Lease, error) { return nil, nil }
+func (noClaim) Lost() <-chan struct{}        { return nil }
+func (noClaim) Release()                     {}
 
 func (m *Manager) release(s *Session) {
 	m.mu.Lock()

@@ -58,6 +58,7 @@ type Session struct {
 	m      *Manager
 	stream *store.Stream
 	lim    *streamLimits
+	claim  Claim // the node's ownership of the stream
 	done   chan struct{}
 	// persisted is closed once the session stores nothing more: its
 	// persister finished, or never started.
@@ -175,6 +176,7 @@ func (s *Session) stopCause() error {
 // error that ended the session, nil for a clean end of body.
 func (s *Session) Run(ctx context.Context, p Params) error {
 	defer close(s.done)
+	defer s.claim.Release()
 	defer s.m.release(s)
 	defer s.cancelStop()
 	s.p = p
@@ -193,6 +195,13 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		select {
+		case <-s.claim.Lost():
+			s.stop(errLeaseLost)
+		case <-s.stopped.Done():
+		}
+	}()
 	s.acks = make(chan Ack, 64)
 	writerDone := make(chan struct{})
 	go s.writeAcks(writerDone)
@@ -217,7 +226,9 @@ func (s *Session) Run(ctx context.Context, p Params) error {
 		err = s.stopCause() // a failure elsewhere (storage, ACK writes) that the body outlived
 	}
 	var ae *ackError
-	if errors.As(err, &ae) {
+	// A lost lease may have failed a commit already: that ERROR names the
+	// fragment the producer must send again from.
+	if errors.As(err, &ae) && !(ae == errLeaseLost && s.errorSent) {
 		s.ackError(ae.class)
 	}
 	if cause := s.stopCause(); s.errorSent && cause != errTakenOver && cause != errShutdown {
@@ -693,7 +704,7 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 		}
 		commitStart := time.Now()
 		if len(ready) > 0 {
-			if err := s.m.catalog.AddFragments(ctx, nil, s.rows(ready)); err != nil {
+			if err := s.commit(ctx, s.rows(ready)); err != nil {
 				bad, badErr = ready[0], err
 				s.discard(ctx, ready[1:])
 				ready = nil
@@ -716,6 +727,15 @@ func (s *Session) index(ctx context.Context, jobs <-chan *persistJob, done chan 
 			s.failed(ctx, bad, badErr)
 		}
 	}
+}
+
+// commit adds fragment rows, fenced by the session's lease in a cluster.
+func (s *Session) commit(ctx context.Context, rows []*store.Fragment) error {
+	lease, err := s.claim.Lease()
+	if err != nil {
+		return err
+	}
+	return s.m.catalog.AddFragments(ctx, lease, rows)
 }
 
 // lateReference returns the index of the first job whose fragment or
@@ -744,6 +764,11 @@ func (s *Session) failed(ctx context.Context, j *persistJob, err error) {
 	s.m.log.Error("persist fragment", "stream", s.stream.Name, "fragment", f.number, "err", err)
 	s.errorSent = true
 	s.ack(Ack{EventType: AckError, FragmentTimecode: f.timecode, FragmentNumber: f.number, ErrorID: ErrArchival.ID, ErrorCode: ErrArchival.Code})
+	if errors.Is(err, store.ErrLeaseLost) {
+		// Another node owns the stream: nothing more may be stored here.
+		s.stop(errLeaseLost)
+		return
+	}
 	s.halt(fmt.Errorf("persist fragment %s: %w", f.number, err))
 }
 

@@ -41,7 +41,19 @@ type Service struct {
 	// onChange is told about every stream that was deleted or changed, so
 	// the data plane can end ingest sessions or apply a new retention.
 	onChange []func(old, new *store.Stream)
+	router   Router // nil: every endpoint is this server
 }
+
+// Router picks the node whose URL GetDataEndpoint returns, in a cluster.
+type Router interface {
+	// DataEndpoint returns the base URL serving apiName for st; self is
+	// this server's.
+	DataEndpoint(ctx context.Context, st *store.Stream, apiName, self string) (string, error)
+}
+
+// SetRouter makes GetDataEndpoint ask r; without one it answers with this
+// server's URL.
+func (s *Service) SetRouter(r Router) { s.router = r }
 
 // New returns a Service for one region and account.
 func New(catalog store.Catalog, region, account string) *Service {
@@ -404,8 +416,14 @@ func (s *Service) GetDataEndpoint(ctx context.Context, in *GetDataEndpointInput,
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := s.resolve(ctx, in.Ref); err != nil {
+	st, err := s.resolve(ctx, in.Ref)
+	if err != nil {
 		return nil, err
+	}
+	if s.router != nil {
+		if base, err = s.router.DataEndpoint(ctx, st, *in.APIName, base); err != nil {
+			return nil, err
+		}
 	}
 	return &GetDataEndpointOutput{DataEndpoint: base}, nil
 }
