@@ -18,7 +18,12 @@ const testTTL = 300 * time.Millisecond
 
 func startNode(t *testing.T, c store.Cluster, id string) *Node {
 	t.Helper()
-	n := New(c, Options{TTL: testTTL, Logger: testLogger(t)})
+	return startNodeTTL(t, c, id, testTTL)
+}
+
+func startNodeTTL(t *testing.T, c store.Cluster, id string, ttl time.Duration) *Node {
+	t.Helper()
+	n := New(c, Options{TTL: ttl, Logger: testLogger(t)})
 	if err := n.Start(context.Background(), id, "http://"+id); err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +98,22 @@ func TestClaimAndRoute(t *testing.T) {
 }
 
 // TestLeaseLostAtRenewal: a lease missing from the renewal is lost at
-// once: Lost closes and Lease refuses.
+// once: Lost closes and Lease refuses. The TTL is long so that only the
+// renewal the test makes can lose it.
 func TestLeaseLostAtRenewal(t *testing.T) {
 	mc := newMemCluster()
-	a := startNode(t, mc, "a")
+	a := startNodeTTL(t, mc, "a", time.Hour)
 	c := mustClaim(t, a, 1)
+	a.renew(context.Background())
+	if isLost(c) {
+		t.Fatal("lease lost at a renewal that kept it")
+	}
 	mc.Join(context.Background(), "b", "http://b")
 	mc.take(1, "b", time.Hour)
-	wait.For(t, "the claim to be lost", func() bool { return isLost(c) })
+	a.renew(context.Background())
+	if !isLost(c) {
+		t.Fatal("lease kept after a renewal without it")
+	}
 	if _, err := c.Lease(); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Lease after loss: %v, want ErrLeaseLost", err)
 	}
@@ -162,9 +175,12 @@ func TestLinger(t *testing.T) {
 // holds (an earlier run's) is released at the next renewal.
 func TestStrayLease(t *testing.T) {
 	mc := newMemCluster()
-	startNode(t, mc, "a")
+	a := startNodeTTL(t, mc, "a", time.Hour)
 	mc.take(5, "a", time.Hour)
-	wait.For(t, "the stray lease to be released", func() bool { _, ok := mc.lease(5); return !ok })
+	a.renew(context.Background())
+	if _, ok := mc.lease(5); ok {
+		t.Fatal("stray lease kept")
+	}
 }
 
 func TestStopReleasesLeases(t *testing.T) {
