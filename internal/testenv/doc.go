@@ -4,8 +4,9 @@
 // whose server cannot be had fails under CI=true and is skipped elsewhere,
 // naming what to install.
 //
-// A package using these helpers runs its tests through Main from TestMain,
-// so that a server it started is stopped before the process exits.
+// A package using these helpers runs its tests through Main (or Run) from
+// TestMain, so that a server it started is stopped before the process
+// exits.
 package testenv
 
 import (
@@ -21,9 +22,13 @@ var (
 	atExit   []func()
 )
 
-// Main runs the tests of m, then stops every server this process started,
-// and exits with the tests' status. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of m, stops every server they started, and exits
+// with their status. Call it from TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with work of its own to do after the tests:
+// it returns their status instead of exiting.
+func Run(m *testing.M) int {
 	mainRan.Store(true)
 	code := m.Run()
 	atExitMu.Lock()
@@ -33,7 +38,7 @@ func Main(m *testing.M) {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
-	os.Exit(code)
+	return code
 }
 
 // requireMain fails the test unless it runs under Main: a server started
@@ -41,7 +46,7 @@ func Main(m *testing.M) {
 func requireMain(t testing.TB) {
 	t.Helper()
 	if !mainRan.Load() {
-		t.Fatal("testenv starts servers only for tests run by testenv.Main: call it from TestMain")
+		t.Fatal("testenv starts servers only for tests run by testenv.Main or Run: call it from TestMain")
 	}
 }
 
