@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -27,7 +26,6 @@ import (
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/metrics"
 	"github.com/openkvs/openkvs/server"
-	"github.com/openkvs/openkvs/store/sqlite"
 	"github.com/openkvs/openkvs/streams"
 )
 
@@ -36,6 +34,8 @@ type serveConfig struct {
 	addr, data, region, account, publicURL string
 	logLevel, logFormat                    string
 	shutdownTimeout                        time.Duration
+
+	catalog string // a PostgreSQL URL, or "" for SQLite in data
 
 	credentials, tlsCert, tlsKey                   string
 	insecure                                       bool
@@ -60,6 +60,7 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:4567", "`host:port` to listen on")
 	fs.StringVar(&c.data, "data", "./openkvs-data", "`directory` for the catalog and fragment data")
+	fs.StringVar(&c.catalog, "catalog", "", "catalog `URL`: postgres://user:password@host/db for a PostgreSQL catalog nodes share (default: SQLite in --data)")
 	fs.StringVar(&c.region, "region", "us-east-1", "AWS `region` the server answers as (used in ARNs and signatures)")
 	fs.StringVar(&c.account, "account", "000000000000", "12-digit AWS `account` id used in ARNs")
 	fs.StringVar(&c.publicURL, "public-url", "", "base `URL` GetDataEndpoint returns (default: derived from the listen address, or each request's Host when listening on all addresses)")
@@ -114,11 +115,7 @@ func serve(args []string) error {
 	if err := checkDataDir(c.data); err != nil {
 		return err
 	}
-	catalogPath := filepath.Join(c.data, "catalog.db")
-	catalog, err := sqlite.Open(catalogPath)
-	if errors.Is(err, sqlite.ErrReadOnly) {
-		return fmt.Errorf("catalog %s is not writable: check its permissions and owner", catalogPath)
-	}
+	catalog, err := openCatalog(c.catalog, c.data)
 	if err != nil {
 		return err
 	}

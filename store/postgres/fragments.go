@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openkvs/openkvs/store"
+)
+
+const fragmentColumns = `stream_id, number, producer_ms, server_ms, duration_ms, size, blob_key, header_key`
+
+func scanFragments(rows pgx.Rows) ([]*store.Fragment, error) {
+	defer rows.Close()
+	var out []*store.Fragment
+	for rows.Next() {
+		var f store.Fragment
+		var producer, server, duration int64
+		if err := rows.Scan(&f.StreamID, &f.Number, &producer, &server, &duration, &f.Size, &f.BlobKey, &f.HeaderKey); err != nil {
+			return nil, err
+		}
+		f.ProducerTime = time.UnixMilli(producer)
+		f.ServerTime = time.UnixMilli(server)
+		f.Duration = time.Duration(duration) * time.Millisecond
+		out = append(out, &f)
+	}
+	return out, rows.Err()
+}
+
+// addRequest is one AddFragments call waiting for a group commit.
+type addRequest struct {
+	lease *store.Lease
+	fs    []*store.Fragment
+	done  chan error
+}
+
+// AddFragments inserts fragment rows, all or none. Concurrent calls share
+// one transaction (group commit): the caller that gets the write lock
+// commits every request queued by then. With a lease, the request's rows
+// are written only if the lease row still has its owner and epoch, read
+// FOR SHARE in the same transaction: a takeover (an UPDATE of that row)
+// waits for the commit, or the commit sees the takeover, never both
+// missed.
+func (c *Catalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*store.Fragment) error {
+	if lease != nil {
+		for _, f := range fs {
+			if f.StreamID != lease.StreamID {
+				return fmt.Errorf("add fragment %s of stream %d under the lease of stream %d", f.Number, f.StreamID, lease.StreamID)
+			}
+		}
+	}
+	req := &addRequest{lease: lease, fs: fs, done: make(chan error, 1)}
+	c.pendingMu.Lock()
+	c.pending = append(c.pending, req)
+	c.pendingMu.Unlock()
+
+	c.write.Lock()
+	c.pendingMu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.pendingMu.Unlock()
+	if len(batch) > 0 {
+		c.commitFragments(context.WithoutCancel(ctx), batch)
+	}
+	c.write.Unlock()
+	return <-req.done
+}
+
+// commitFragments inserts a batch of requests in one transaction, each
+// request inside a savepoint so that one whose rows violate a constraint
+// or whose lease was lost fails alone; a failed commit fails them all.
+func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
+	errs := make([]error, len(batch))
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		for i, r := range batch {
+			if _, err := tx.Exec(ctx, `SAVEPOINT request`); err != nil {
+				return err
+			}
+			errs[i] = insertFragments(ctx, tx, r)
+			end := `RELEASE SAVEPOINT request`
+			if errs[i] != nil {
+				end = `ROLLBACK TO SAVEPOINT request`
+			}
+			if _, err := tx.Exec(ctx, end); err != nil {
+				return err
+			}
+			// A request's failure other than its own (a lost
+			// connection, say) fails the batch.
+			if errs[i] != nil && !errors.Is(errs[i], store.ErrExists) && !errors.Is(errs[i], store.ErrNotFound) &&
+				!errors.Is(errs[i], store.ErrLeaseLost) {
+				return errs[i]
+			}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			errs[i] = fmt.Errorf("add %d fragments: %w", len(r.fs), err)
+		}
+		r.done <- errs[i]
+	}
+}
+
+// insertFragments checks r's lease and inserts its rows in one statement.
+func insertFragments(ctx context.Context, tx pgx.Tx, r *addRequest) error {
+	if l := r.lease; l != nil {
+		var epoch int64
+		err := tx.QueryRow(ctx, `SELECT epoch FROM stream_leases WHERE stream_id = $1 AND owner = $2 FOR SHARE`,
+			l.StreamID, l.Owner).Scan(&epoch)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && epoch != l.Epoch {
+			return fmt.Errorf("add fragments of stream %d with epoch %d of %s: %w", l.StreamID, l.Epoch, l.Owner, store.ErrLeaseLost)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	n := len(r.fs)
+	var (
+		streams                      = make([]int64, n)
+		numbers, blobs, headers      = make([]string, n), make([]string, n), make([]string, n)
+		producer, server, dur, sizes = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	)
+	for i, f := range r.fs {
+		streams[i], numbers[i], blobs[i], headers[i] = f.StreamID, f.Number, f.BlobKey, f.HeaderKey
+		producer[i], server[i], dur[i], sizes[i] = f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(), f.Duration.Milliseconds(), f.Size
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO fragments (`+fragmentColumns+`)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])`,
+		streams, numbers, producer, server, dur, sizes, blobs, headers)
+	switch sqlState(err) {
+	case uniqueViolation:
+		return fmt.Errorf("add %d fragments: %w", n, store.ErrExists)
+	case foreignKeyViolation:
+		return fmt.Errorf("add %d fragments: stream gone: %w", n, store.ErrNotFound)
+	}
+	return err
+}
+
+// Fragments returns the rows for numbers, in the order asked.
+func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]*store.Fragment, error) {
+	if len(numbers) == 0 {
+		return nil, nil
+	}
+	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments WHERE stream_id = $1 AND number = ANY($2)`, id, numbers)
+	if err != nil {
+		return nil, fmt.Errorf("get fragments: %w", err)
+	}
+	found, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get fragments: %w", err)
+	}
+	byNumber := make(map[string]*store.Fragment, len(found))
+	for _, f := range found {
+		byNumber[f.Number] = f
+	}
+	out := make([]*store.Fragment, 0, len(found))
+	for _, n := range numbers {
+		if f, ok := byNumber[n]; ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// QueryFragments returns fragments in a time range, in (time, number) order.
+func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.FragmentQuery) ([]*store.Fragment, error) {
+	col := "producer_ms"
+	if q.Field == store.ServerTime {
+		col = "server_ms"
+	}
+	query := `SELECT ` + fragmentColumns + ` FROM fragments WHERE stream_id = $1 AND ` + col + ` BETWEEN $2 AND $3`
+	args := []any{id, q.From.UnixMilli(), q.To.UnixMilli()}
+	if q.After != nil {
+		query += ` AND (` + col + `, number) > ($4, $5)`
+		args = append(args, q.After.Time.UnixMilli(), q.After.Number)
+	}
+	query += fmt.Sprintf(` ORDER BY %s, number LIMIT $%d`, col, len(args)+1)
+	args = append(args, q.Limit)
+	rows, err := c.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query fragments: %w", err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("query fragments: %w", err)
+	}
+	return out, nil
+}
+
+// FragmentsAfter returns fragments in number order after number.
+func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*store.Fragment, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments
+		WHERE stream_id = $1 AND number > $2 ORDER BY number LIMIT $3`, id, number, limit)
+	if err != nil {
+		return nil, fmt.Errorf("fragments after %s: %w", number, err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("fragments after %s: %w", number, err)
+	}
+	return out, nil
+}
+
+// LatestFragments returns the newest fragments, oldest first.
+func (c *Catalog) LatestFragments(ctx context.Context, id int64, limit int) ([]*store.Fragment, error) {
+	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments
+		WHERE stream_id = $1 ORDER BY number DESC LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("latest fragments: %w", err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("latest fragments: %w", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// DeleteFragmentsBefore removes and returns fragments older than t.
+func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*store.Fragment, error) {
+	rows, err := c.pool.Query(ctx, `DELETE FROM fragments WHERE stream_id = $1 AND number IN (
+		SELECT number FROM fragments WHERE stream_id = $1 AND server_ms < $2 ORDER BY server_ms, number LIMIT $3)
+		RETURNING `+fragmentColumns, id, t.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
+	}
+	out, err := scanFragments(rows)
+	if err != nil {
+		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
+	}
+	// RETURNING has no order; the sweeper and the suite expect time order.
+	slices.SortFunc(out, func(a, b *store.Fragment) int {
+		if c := a.ServerTime.Compare(b.ServerTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Number, b.Number)
+	})
+	return out, nil
+}
+
+// HasBlobKey reports whether a fragment row references key.
+func (c *Catalog) HasBlobKey(ctx context.Context, key string) (bool, error) {
+	var found bool
+	err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM fragments WHERE blob_key = $1)
+		OR EXISTS (SELECT 1 FROM fragments WHERE header_key = $1)`, key).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("look up blob %s: %w", key, err)
+	}
+	return found, nil
+}
