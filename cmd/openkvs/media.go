@@ -12,6 +12,7 @@ import (
 
 	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/clip"
+	"github.com/openkvs/openkvs/cluster"
 	"github.com/openkvs/openkvs/imagegen"
 	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
@@ -155,8 +156,18 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), images: stills, imagegen: gen, hub: hub, sweeper: sw}, nil
 }
 
-// run starts the background work until ctx ends.
-func (m *dataPlane) run(ctx context.Context, interval time.Duration) {
-	go m.sweeper.Run(ctx, interval)
+// run starts the background work until ctx ends. In a cluster (node not
+// nil) the sweeper runs on one node at a time. A stream's deletion is
+// still cleaned up by the node that deleted it (openMedia): that is safe
+// beside the sweeper, as deletes of the same blobs and rows are, and a blob
+// the stream's owner on another node writes after the clean-up is an
+// orphan of a stream that no longer exists, which the orphan pass deletes
+// once it is older than store.BlobGrace.
+func (m *dataPlane) run(ctx context.Context, interval time.Duration, node *cluster.Node) {
+	if node == nil {
+		go m.sweeper.Run(ctx, interval)
+	} else {
+		go node.RunSingleton(ctx, "sweeper", func(ctx context.Context) { m.sweeper.Run(ctx, interval) })
+	}
 	go m.imagegen.Run(ctx)
 }

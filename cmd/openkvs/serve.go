@@ -49,7 +49,8 @@ type serveConfig struct {
 	minFreeBytes uint64
 	memoryLimit  int64
 
-	media mediaConfig
+	media   mediaConfig
+	cluster clusterConfig
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
@@ -83,6 +84,7 @@ func serve(args []string) error {
 	fs.Uint64Var(&c.minFreeBytes, "min-free-bytes", 100<<20, "free `bytes` on the data directory's file system below which /healthz fails")
 	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "the Go runtime's soft memory limit in `bytes`; 0 derives it from --live-total-bytes (1.5 times it plus 256 MiB) unless GOMEMLIMIT is set")
 	c.media.flags(fs)
+	c.cluster.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -121,6 +123,14 @@ func serve(args []string) error {
 	}
 	defer catalog.Close()
 	svc := streams.New(catalog, c.region, c.account)
+	node, err := c.cluster.newNode(catalog, log)
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		c.media.ingest.Owner = node
+		svc.SetRouter(node)
+	}
 	var reg *prometheus.Registry
 	if c.metrics {
 		reg = metrics.NewRegistry()
@@ -196,8 +206,27 @@ func serve(args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go reloadOnHangup(ctx, log, creds, hup)
-	dataPlane.sweeper.Started = srv.MarkReady
-	dataPlane.run(ctx, c.media.sweepInterval)
+	if node != nil {
+		if err := c.cluster.join(ctx, node, tcpAddr, publicURL); err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			// After the server stopped: its sessions ended, the node
+			// hands its streams over at once.
+			lctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+			defer cancel()
+			if err := node.Stop(lctx); err != nil {
+				log.Warn("leave cluster", "err", err)
+			}
+		}()
+		log.Info("cluster mode", "node_id", node.ID(), "url", node.URL(), "lease_ttl", node.TTL())
+		// The start-up sweep runs on whichever node holds the sweeper.
+		srv.MarkReady()
+	} else {
+		dataPlane.sweeper.Started = srv.MarkReady
+	}
+	dataPlane.run(ctx, c.media.sweepInterval, node)
 	if opsLn != nil {
 		// Up until the server has stopped: /readyz says it is shutting down.
 		opsCtx, stopOps := context.WithCancel(context.Background())
