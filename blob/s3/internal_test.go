@@ -11,8 +11,9 @@ import (
 	"github.com/openkvs/openkvs/store"
 )
 
-// An object fetched ahead serves the next Open of it, once: deleted after
-// its fetch, it is still read by the first Open and not by the second.
+// A GET sent ahead serves the next Open of its object, once: deleted after
+// the GET was answered, the object is still read by the first Open and
+// not by the second.
 func TestPrefetch(t *testing.T) {
 	ctx := context.Background()
 	b, err := Open(ctx, testenv.S3(t))

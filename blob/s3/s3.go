@@ -106,7 +106,7 @@ func Open(ctx context.Context, rawURL string) (*Blobs, error) {
 	}
 	b := &Blobs{client: client, bucket: u.Host, prefix: prefix, ahead: newReadAhead()}
 	if _, err := client.HeadBucket(ctx, &s3api.HeadBucketInput{Bucket: &b.bucket}); err != nil {
-		return nil, fmt.Errorf("blobs %s: bucket %s: %w", rawURL, b.bucket, err)
+		return nil, fmt.Errorf("blobs %s: bucket %s must exist and the credentials reach it: %w", rawURL, b.bucket, err)
 	}
 	return b, nil
 }
