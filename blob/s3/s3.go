@@ -7,7 +7,9 @@
 // PUT atomic, so an object is absent or complete. Durability is the
 // object store's: PERSISTED after a Put is as durable as the store makes
 // an acknowledged PUT (AWS S3, R2 and Ceph RGW write it to disk first;
-// versitygw's posix backend does not fsync). Open is one whole-object GET.
+// versitygw's posix backend does not fsync). Open is one whole-object GET;
+// Prefetch (store.Prefetcher) sends the GETs of the fragments a catch-up
+// reader opens next, hiding the store's first-byte latency (readahead.go).
 // Nothing but List (the sweeper's) lists the bucket.
 //
 // The client is aws-sdk-go-v2's service/s3. minio-go v7 was measured
@@ -71,7 +73,7 @@ func Open(ctx context.Context, rawURL string) (*Blobs, error) {
 		return nil, fmt.Errorf("blobs URL: %w", err)
 	}
 	if u.Scheme != "s3" || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("blobs URL %q: want s3://bucket/prefix?endpoint=...&region=...", rawURL)
+		return nil, fmt.Errorf("blobs URL %q: want s3://bucket/prefix?endpoint=URL&region=NAME", rawURL)
 	}
 	q := u.Query()
 	for name := range q {
