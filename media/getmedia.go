@@ -370,6 +370,31 @@ func (r *Reader) startsHere(ctx context.Context, n *next) (bool, error) {
 	return complete && start.Add(d).After(r.at), nil
 }
 
+// readAhead is how many archived fragments after the one being sent a
+// reader asks its Blobs to fetch ahead: enough to hide an object store's
+// first-byte latency behind sending one fragment. None when the Blobs
+// cannot (files answer at once).
+func (s *Service) readAhead() int {
+	if _, ok := s.blobs.(store.Prefetcher); ok {
+		return 2
+	}
+	return 0
+}
+
+// prefetch asks the Blobs to fetch the payloads of archived fragments
+// the reader sends next, unless the hub holds them.
+func (r *Reader) prefetch(rows []*store.Fragment) {
+	p, ok := r.svc.blobs.(store.Prefetcher)
+	if !ok {
+		return
+	}
+	for _, f := range rows {
+		if r.ls.Get(f.Number) == nil {
+			p.Prefetch(f.BlobKey, f.Size)
+		}
+	}
+}
+
 // preferLive returns the hub's copy of an archived fragment when it has one.
 func (r *Reader) preferLive(f *store.Fragment) *next {
 	if lf := r.ls.Get(f.Number); lf != nil {
@@ -407,11 +432,11 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			return &next{live: f}, nil
 		}
 		evicted := r.ls.Evicted()
-		rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, 1)
+		rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, 1+r.svc.readAhead())
 		if err != nil {
 			return nil, internal(ctx, r.last, fmt.Errorf("find the next fragment: %w", err))
 		}
-		if len(rows) == 1 {
+		if len(rows) > 0 {
 			row := rows[0]
 			if f != nil && f.Meta().Number < row.Number {
 				// Older than anything archived: the archive lost it to a
@@ -424,6 +449,7 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			if err := r.checkArchiveGap(ctx, row.Number); err != nil {
 				return nil, err
 			}
+			r.prefetch(rows[1:])
 			return r.preferLive(row), nil
 		}
 		if r.sent && evicted > r.last {

@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/mkv"
@@ -282,5 +286,51 @@ func TestClusterClosable(t *testing.T) {
 				t.Errorf("clusterClosable = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// prefetching is a Blobs that records the Prefetch hints and Opens it is
+// given, as an object store's read-ahead would see them.
+type prefetching struct {
+	store.Blobs
+	events []string
+}
+
+func (p *prefetching) Prefetch(key string, size int64) {
+	p.events = append(p.events, fmt.Sprintf("prefetch %s %d", key, size))
+}
+
+func (p *prefetching) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	p.events = append(p.events, "open "+key)
+	return p.Blobs.Open(ctx, key)
+}
+
+// A reader catching up through the archive hints the two fragments after
+// the one it sends, with their sizes, before it opens that one.
+func TestCatchUpPrefetches(t *testing.T) {
+	h := newHarness(t, 1)
+	h.archive(1, 2, 3, 4)
+	p := &prefetching{Blobs: h.blobs}
+	h.svc.blobs = p
+	ctx, cancel := context.WithCancel(deadline(t))
+	s := &sink{onFlush: func(b []byte) {
+		if chunks(b) == 4 {
+			cancel()
+		}
+	}}
+	if err := h.reader(SelectEarliest).Run(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want it ended by the test", err)
+	}
+	size := func(i int) string { return strconv.Itoa(len(cluster(i))) }
+	want := []string{
+		// The header is read once and kept; the first fragment is read
+		// twice, the first time to see that it starts with a key frame.
+		"prefetch f1 " + size(1), "prefetch f2 " + size(2), "open h", "open f0", "open f0",
+		"prefetch f2 " + size(2), "prefetch f3 " + size(3), "open f1",
+		"prefetch f3 " + size(3), "open f2",
+		"open f3",
+	}
+	if diff := cmp.Diff(want, p.events); diff != "" {
+		t.Errorf("Blobs calls (-want +got):\n%s", diff)
 	}
 }

@@ -226,7 +226,7 @@ func NewStorage(reg prometheus.Registerer) *Storage {
 	m := &Storage{
 		blobWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "openkvs_blob_write_seconds",
-			Help:    "Time to store one blob durably: write, fsync, rename and directory fsync.",
+			Help:    "Time to store one blob durably: in files write, fsync, rename and directory fsync; in S3 one PUT.",
 			Buckets: latencyBuckets,
 		}),
 		blobSync: prometheus.NewHistogram(prometheus.HistogramOpts{

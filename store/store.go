@@ -161,6 +161,16 @@ type Blobs interface {
 	List(ctx context.Context, prefix string, fn func(BlobInfo) error) error
 }
 
+// Prefetcher is implemented by Blobs whose Open waits long for the first
+// byte (an object store's round trip): a reader that knows which objects
+// it opens next calls Prefetch so that they are on their way meanwhile.
+// Prefetch is a hint: it never fails and may do nothing.
+type Prefetcher interface {
+	// Prefetch starts fetching the object key, of size bytes, for an Open
+	// to come.
+	Prefetch(key string, size int64)
+}
+
 // BlobInfo describes one stored object.
 type BlobInfo struct {
 	Key      string

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openkvs/openkvs/blob/file"
+	"github.com/openkvs/openkvs/blob/s3"
 	"github.com/openkvs/openkvs/clip"
 	"github.com/openkvs/openkvs/cluster"
 	"github.com/openkvs/openkvs/imagegen"
@@ -35,6 +36,7 @@ type mediaConfig struct {
 	clip          clip.Options
 	images        images.Options
 	sweepInterval time.Duration
+	blobs         string // s3:// URL; "" keeps fragments in files under --data
 	storage       *metrics.Storage
 	sweeper       *metrics.Sweeper
 }
@@ -48,6 +50,7 @@ func (m *mediaConfig) withMetrics(reg prometheus.Registerer) {
 }
 
 func (m *mediaConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&m.blobs, "blobs", "", "fragment storage `URL` s3://bucket/prefix?endpoint=...&region=... (default: files under --data)")
 	fs.Int64Var(&m.ingest.MaxFragmentSize, "max-fragment-size", 50_000_000, "largest fragment PutMedia accepts, in `bytes` (ERROR 4001 above)")
 	fs.DurationVar(&m.ingest.MaxFragmentDuration, "max-fragment-duration", 20*time.Second, "longest fragment PutMedia accepts (ERROR 4002 above)")
 	fs.IntVar(&m.ingest.MaxTracks, "max-tracks", 3, "most tracks a PutMedia stream header may declare (ERROR 4012 above)")
@@ -88,14 +91,35 @@ type dataPlane struct {
 	sweeper   *sweeper.Sweeper
 }
 
-// openMedia opens fragment storage under data and wires ingest, the live
-// hub and the sweeper to the control plane.
+// openBlobs opens fragment storage: the bucket --blobs names, else files
+// under data.
+func openBlobs(m *mediaConfig, data string) (store.Blobs, error) {
+	if m.blobs == "" {
+		blobs, err := file.Open(filepath.Join(data, "blobs"))
+		if err != nil {
+			return nil, err
+		}
+		blobs.Metrics = m.storage
+		return blobs, nil
+	}
+	// Open reaches the bucket once: a wrong endpoint fails start-up soon.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	blobs, err := s3.Open(ctx, m.blobs)
+	if err != nil {
+		return nil, err // it names the URL
+	}
+	blobs.Metrics = m.storage
+	return blobs, nil
+}
+
+// openMedia opens fragment storage and wires ingest, the live hub and the
+// sweeper to the control plane.
 func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.Service, log *slog.Logger) (*dataPlane, error) {
-	blobs, err := file.Open(filepath.Join(data, "blobs"))
+	blobs, err := openBlobs(m, data)
 	if err != nil {
 		return nil, err
 	}
-	blobs.Metrics = m.storage
 	if m.ingest.MaxFragmentSize <= 0 || m.ingest.MaxFragmentDuration <= 0 || m.ingest.MaxTracks <= 0 || m.ingest.CallsPerSecond <= 0 || m.ingest.BytesPerSecond <= 0 {
 		return nil, fmt.Errorf("--max-fragment-size, --max-fragment-duration, --max-tracks, --putmedia-calls-per-second and --putmedia-bytes-per-second must be positive")
 	}

@@ -1,5 +1,5 @@
 // Package testenv gives tests the outside servers the scale-out backends
-// run on (PostgreSQL here; an S3 server beside it), started once per test
+// run on (PostgreSQL, and versitygw as the S3 server), started once per test
 // process and stopped when it ends, or taken from the environment. A test
 // whose server cannot be had fails under CI=true and is skipped elsewhere,
 // naming what to install.
