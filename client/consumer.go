@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -64,6 +63,12 @@ type GetOptions struct {
 	Sign func(*http.Request) error
 	// Logf, when set, is told about reconnects.
 	Logf func(format string, args ...any)
+	// OnPart, when set, is called with every element of the payload as soon
+	// as it is read (mkv.ChunkReader.OnPart), so that a live fragment can be
+	// passed on frame by frame before fn gets it whole. A chunk cut off by a
+	// dropped connection has had some of its parts seen; after the resume it
+	// comes again from its first part. An error from OnPart ends Get.
+	OnPart func(mkv.ChunkPart) error
 }
 
 // GetStats counts what a read did.
@@ -95,6 +100,11 @@ var ErrStop = errors.New("stop reading")
 
 // errIdle records that a response ended because IdleTimeout passed.
 var errIdle = errors.New("payload idle")
+
+// partError is an error of GetOptions.OnPart, which ends Get as it is.
+type partError struct{ err error }
+
+func (e *partError) Error() string { return e.err.Error() }
 
 // retry marks an error after which Get reconnects.
 type retry struct{ err error }
@@ -174,11 +184,23 @@ func (c *consumer) attempt(ctx context.Context) error {
 		defer p.timer.Stop()
 	}
 	chunks := mkv.NewChunkReader(p)
+	if c.opts.OnPart != nil {
+		chunks.OnPart(func(part mkv.ChunkPart) error {
+			if err := c.opts.OnPart(part); err != nil {
+				return &partError{err}
+			}
+			return nil
+		})
+	}
 	cut := false // the payload ended inside a chunk
 	for {
 		ch, err := chunks.Next()
 		if err == io.EOF {
 			break
+		}
+		var pe *partError
+		if errors.As(err, &pe) {
+			return pe.err
 		}
 		if err != nil {
 			// A read failure shows as the end of the payload, so an error
@@ -364,9 +386,9 @@ func tagTime(tags map[string]string, name string) (time.Time, error) {
 	if !ok {
 		return time.Time{}, fmt.Errorf("no %s", name)
 	}
-	s, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsInf(s, 0) || math.IsNaN(s) {
-		return time.Time{}, fmt.Errorf("%s %q is not epoch seconds", name, v)
+	t, err := mkv.ParseTimestamp(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %w", name, err)
 	}
-	return time.UnixMilli(int64(math.Round(s * 1000))), nil
+	return t, nil
 }

@@ -94,6 +94,15 @@ func (s *Service) GetMedia(ctx context.Context, st *store.Stream, in *GetMediaIn
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.Feed != nil {
+		unfollow, err := s.opts.Feed.Follow(ctx, st)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("follow the live edge of %s: %w", st.Name, err)
+		}
+		admitted := release
+		release = func() { unfollow(); admitted() }
+	}
 	r := &Reader{svc: s, stream: st, release: release, ls: s.hub.Stream(st.ID), limiter: s.sessionLimiter()}
 	// The live handle exists now, so a later DeleteStream drops it and ends
 	// the reader; one that came first is seen here.

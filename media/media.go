@@ -110,6 +110,19 @@ type Options struct {
 
 	// Metrics counts GetMedia readers and bytes; nil counts nothing.
 	Metrics *metrics.Media
+
+	// Feed brings the live edge of streams another node owns into the hub
+	// (scale-out); nil on a single node, where ingest feeds the hub.
+	Feed Feed
+}
+
+// Feed keeps the hub fed with the live fragments of streams that another
+// node ingests, for as long as GetMedia readers on this node want them.
+type Feed interface {
+	// Follow is called for each GetMedia reader before it takes its hub
+	// handle; the reader calls release when it ends. It does nothing to
+	// the hub while this node owns st.
+	Follow(ctx context.Context, st *store.Stream) (release func(), err error)
 }
 
 func (o *Options) setDefaults() {

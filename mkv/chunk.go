@@ -52,11 +52,44 @@ type ChunkReader struct {
 	pending Element // EBML header that ended the previous chunk
 	hasNext bool    // pending is valid
 	err     error   // sticky
+	onPart  func(ChunkPart) error
+}
+
+// PartKind says where a ChunkPart belongs in its chunk (spec 5.3).
+type PartKind uint8
+
+// Chunk parts, in the order a chunk holds them.
+const (
+	PartHeader    PartKind = iota + 1 // EBML header, Segment header, producer header elements
+	PartStartTags                     // a KVS Tags element before the Cluster (or an in-band error)
+	PartBody                          // the producer's bytes between the start and end Tags
+	PartEndTags                       // a KVS Tags element after the Cluster
+)
+
+// ChunkPart is one element of a chunk, handed to OnPart as soon as it is read. A Cluster
+// comes child by child (its own part is its ID and size), so that a live reader can pass
+// each frame on as it arrives; concatenating a chunk's parts gives its Data.
+type ChunkPart struct {
+	Kind PartKind
+	Data []byte            // the element's bytes; valid only during the call
+	Tags map[string]string // the SimpleTags of the chunk read so far, this part's included; read-only
 }
 
 // NewChunkReader returns a ChunkReader reading a GetMedia payload from r.
 func NewChunkReader(r io.Reader) *ChunkReader {
 	return &ChunkReader{r: NewReader(r)}
+}
+
+// OnPart makes Next call fn with every element of a chunk as soon as it is read, before the
+// chunk is whole; an error from fn ends Next with it.
+func (c *ChunkReader) OnPart(fn func(ChunkPart) error) { c.onPart = fn }
+
+// part hands one element to the OnPart function, if there is one.
+func (c *ChunkReader) part(kind PartKind, data []byte, tags map[string]string) error {
+	if c.onPart == nil {
+		return nil
+	}
+	return c.onPart(ChunkPart{Kind: kind, Data: data, Tags: tags})
 }
 
 // Next returns the next chunk, or io.EOF after the last one. A chunk ends with the Tags
@@ -106,6 +139,9 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.part(PartHeader, data, ch.Tags); err != nil {
+		return nil, err
+	}
 	if e, err = c.r.Next(); err != nil || e.ID != IDSegment || e.Level != 0 {
 		if err == io.EOF {
 			return nil, &InvalidError{Offset: c.r.off, Msg: "chunk has no Segment", Err: io.ErrUnexpectedEOF}
@@ -115,6 +151,9 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 		return nil, err
 	}
 	data = e.AppendHeader(data)
+	if err := c.part(PartHeader, data[len(data)-e.HeaderLen:], ch.Tags); err != nil {
+		return nil, err
+	}
 	if err := c.r.Enter(); err != nil {
 		return nil, err
 	}
@@ -145,20 +184,29 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 				headerEnd = len(data)
 			}
 			clusterStart = len(data)
-			if e.Unknown() {
-				// Collected child by child; it ends where the next level-1 element starts.
-				data = e.AppendHeader(data)
-				if err := c.r.Enter(); err != nil {
-					return nil, err
-				}
-				continue
+			// Collected child by child, so that OnPart sees each frame as it arrives; it
+			// ends where the next level-1 element starts (or, of known size, where its
+			// size says).
+			if total := int64(len(data)) + int64(e.HeaderLen) + e.Size; !e.Unknown() && total > MaxChunkSize {
+				return nil, tooLarge(e, total, MaxChunkSize)
 			}
+			data = e.AppendHeader(data)
+			if err := c.part(PartBody, data[clusterStart:], ch.Tags); err != nil {
+				return nil, err
+			}
+			if err := c.r.Enter(); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		start := len(data)
 		if data, err = c.readWhole(data, e); err != nil {
 			return nil, err
 		}
-		if e.Level > 1 || e.ID == IDCluster {
+		if e.Level > 1 {
+			if err := c.part(PartBody, data[start:], ch.Tags); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		service, last := false, false
@@ -173,11 +221,22 @@ func (c *ChunkReader) readChunk() (*Chunk, error) {
 				last = last || t.Name == TagContinuationToken || t.Name == TagErrorID
 			}
 		}
+		kind := PartBody
 		switch {
 		case service && headerEnd < 0:
 			headerEnd = start
-		case !service && clusterStart >= 0:
+			kind = PartStartTags
+		case service && clusterStart < 0:
+			kind = PartStartTags
+		case service:
+			kind = PartEndTags
+		case headerEnd < 0:
+			kind = PartHeader
+		case clusterStart >= 0:
 			ch.Trailing = append(ch.Trailing, data[start:]...)
+		}
+		if err := c.part(kind, data[start:], ch.Tags); err != nil {
+			return nil, err
 		}
 		if last {
 			break

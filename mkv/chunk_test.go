@@ -154,6 +154,45 @@ func TestChunkReaderMixedTagsLayout(t *testing.T) {
 	}
 }
 
+// TestChunkReaderParts checks that OnPart sees a real capture's first chunk
+// element by element, as laid out in spec 6.1, the Cluster child by child.
+func TestChunkReaderParts(t *testing.T) {
+	data := readSample(t, "test_mixed_tags.mkv")
+	cr := NewChunkReader(bytes.NewReader(data))
+	type span struct {
+		kind       PartKind
+		start, end int
+	}
+	var spans []span
+	off := 0
+	cr.OnPart(func(p ChunkPart) error {
+		if n := len(spans); n > 0 && spans[n-1].kind == p.Kind && p.Kind != PartBody {
+			spans[n-1].end += len(p.Data)
+		} else {
+			spans = append(spans, span{p.Kind, off, off + len(p.Data)})
+		}
+		if !bytes.Equal(p.Data, data[off:off+len(p.Data)]) {
+			t.Fatalf("part at %d is not the payload's bytes", off)
+		}
+		off += len(p.Data)
+		return nil
+	})
+	if _, err := cr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets from spec 6.1, as in TestChunkReaderMixedTagsLayout.
+	if first := spans[:2]; first[0] != (span{PartHeader, 0, 687}) || first[1] != (span{PartStartTags, 687, 921}) {
+		t.Errorf("header and start tags: %+v", first)
+	}
+	body := spans[2 : len(spans)-1]
+	if len(body) < 3 || body[0].start != 921 || body[len(body)-1].end != 2449 {
+		t.Errorf("body parts %+v, want 921..2449 in several parts", body)
+	}
+	if last := spans[len(spans)-1]; last != (span{PartEndTags, 2449, 2618}) {
+		t.Errorf("end tags: %+v", last)
+	}
+}
+
 func TestChunkReaderErrorChunk(t *testing.T) {
 	var payload []byte
 	payload = AppendErrorChunk(payload, nil, "91343852333181432392682062607743920146159169392", 4000, "FRAGMENT_NOT_FOUND")

@@ -1,7 +1,10 @@
 package mkv
 
 import (
+	"fmt"
+	"math"
 	"strconv"
+	"time"
 )
 
 // Tag names KVS writes into GetMedia chunks (spec 5.3–5.5) or reads from producers (spec 4.2).
@@ -110,6 +113,16 @@ func FormatTimestampMillis(ms int64) string {
 	}
 	frac := strconv.FormatUint(1000+u%1000, 10)[1:]
 	return sign + strconv.FormatUint(u/1000, 10) + "." + frac
+}
+
+// ParseTimestamp reads a KVS timestamp tag value, epoch seconds with decimals (spec 5.4), to
+// the millisecond.
+func ParseTimestamp(v string) (time.Time, error) {
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(s, 0) || math.IsNaN(s) {
+		return time.Time{}, fmt.Errorf("%q is not epoch seconds", v)
+	}
+	return time.UnixMilli(int64(math.Round(s * 1000))), nil
 }
 
 // AppendStartTags appends the Tags element KVS places before a chunk's Cluster: fragment
