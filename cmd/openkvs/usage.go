@@ -67,7 +67,7 @@ const serveUsage = `Usage: openkvs serve [flags]
 
 Runs the server: the Kinesis Video Streams control plane, PutMedia, GetMedia,
 ListFragments and GetMediaForFragmentList, with its catalog and fragments in
---data. Authentication is off only on a loopback address: elsewhere give
+--data (the catalog in PostgreSQL with --catalog). Authentication is off only on a loopback address: elsewhere give
 --credentials FILE (SigV4 access keys; SIGHUP re-reads the file) or
 --insecure.
 `

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -108,28 +109,40 @@ func majorVersion(bin string) int {
 	return n
 }
 
+// postgresKeeper runs the server's whole life in a process of its own, so
+// that it ends with this one however this one ends: it reads commands
+// ("init", "start PORT") from a pipe only this process holds open and
+// answers each with its exit status; when the pipe closes (this process
+// exited, crashed or was killed) it stops the server and removes its
+// directory. Being sequential, it never stops a server before a start in
+// progress is done.
+const postgresKeeper = `
+trap '' PIPE  # answering a process that is gone must not end the keeper
+run() { if [ "$ROOT" = 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+while read -r cmd port; do
+	case $cmd in
+	init) run "$BIN/initdb" -D "$DIR/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1; echo $? ;;
+	start) run "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $DIR -c fsync=off -c max_connections=200" start >"$DIR/pg_ctl.log" 2>&1; echo $? ;;
+	esac
+done
+run "$BIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null 2>&1
+rm -rf "$DIR"
+`
+
 // startPostgres initializes a cluster in a temporary directory and starts
 // it on a free loopback port, with its socket in that directory (the
-// packaged server's port and /var/run/postgresql stay untouched). A
-// watchdog process stops the server and removes the directory as soon as
-// this process is gone, even if it crashed: it waits for the end of a pipe
-// only this process holds open.
+// packaged server's port and /var/run/postgresql stay untouched), through
+// a postgresKeeper.
 func startPostgres(bin string) (string, error) {
 	dir, err := os.MkdirTemp("", "openkvs-pg.")
 	if err != nil {
 		return "", err
 	}
-	data := filepath.Join(dir, "data")
+	root := "0"
 	// initdb refuses to run as root.
-	asRoot := os.Geteuid() == 0
-	command := func(name string, args ...string) *exec.Cmd {
-		path := filepath.Join(bin, name)
-		if asRoot {
-			return exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-		}
-		return exec.Command(path, args...)
-	}
-	if asRoot {
+	if os.Geteuid() == 0 {
+		root = "1"
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			return "", fmt.Errorf("start PostgreSQL as root: %w", err)
@@ -140,25 +153,40 @@ func startPostgres(bin string) (string, error) {
 			return "", err
 		}
 	}
-	stop := command("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-	watchdog := exec.Command("sh", append([]string{"-c", `read -r _; "$@" >/dev/null 2>&1; rm -rf "$0"`, dir}, stop.Args...)...)
+	keeper := exec.Command("sh", "-c", postgresKeeper)
+	keeper.Env = append(os.Environ(), "BIN="+bin, "DIR="+dir, "ROOT="+root)
 	// Its own process group: a ^C to the tests must not stop it first.
-	watchdog.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pipe, err := watchdog.StdinPipe()
+	keeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	commands, err := keeper.StdinPipe()
 	if err != nil {
 		return "", err
 	}
-	if err := watchdog.Start(); err != nil {
-		return "", fmt.Errorf("start PostgreSQL watchdog: %w", err)
+	out, err := keeper.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := keeper.Start(); err != nil {
+		return "", fmt.Errorf("start PostgreSQL: %w", err)
 	}
 	onExit(func() {
-		pipe.Close()
-		watchdog.Wait()
+		commands.Close()
+		keeper.Wait()
 	})
-	if out, err := command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("initdb: %v\n%s", err, out)
+	answers := bufio.NewScanner(out)
+	do := func(command, log string) error {
+		fmt.Fprintln(commands, command)
+		if !answers.Scan() {
+			return fmt.Errorf("%s: the PostgreSQL keeper process ended", command)
+		}
+		if status := answers.Text(); status != "0" {
+			text, _ := os.ReadFile(filepath.Join(dir, log))
+			return fmt.Errorf("%s: exit status %s\n%s", command, status, text)
+		}
+		return nil
 	}
-	logFile := filepath.Join(dir, "postgres.log")
+	if err := do("init", "initdb.log"); err != nil {
+		return "", err
+	}
 	// Another process may take the free port before the server binds it:
 	// try a few.
 	for attempt := 0; ; attempt++ {
@@ -166,14 +194,12 @@ func startPostgres(bin string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=200", port, dir)
-		out, err := command("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "-o", opts, "start").CombinedOutput()
+		err = do(fmt.Sprintf("start %d", port), "postgres.log")
 		if err == nil {
 			return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), nil
 		}
 		if attempt == 2 {
-			log, _ := os.ReadFile(logFile)
-			return "", fmt.Errorf("start PostgreSQL: %v\n%s\n%s", err, out, log)
+			return "", err
 		}
 	}
 }

@@ -37,15 +37,16 @@ type addRequest struct {
 	lease *store.Lease
 	fs    []*store.Fragment
 	done  chan error
+	lead  chan struct{} // this request's caller is to commit the next batch
 }
 
 // AddFragments inserts fragment rows, all or none. Concurrent calls share
-// one transaction (group commit): the caller that gets the write lock
-// commits every request queued by then. With a lease, the request's rows
-// are written only if the lease row still has its owner and epoch, read
-// FOR SHARE in the same transaction: a takeover (an UPDATE of that row)
-// waits for the commit, or the commit sees the takeover, never both
-// missed.
+// one transaction (group commit): one caller at a time, the leader,
+// commits every request queued by then, and hands the lead to the first
+// request that queued meanwhile, so that no caller waits for more than
+// its own batch and the one before. With a lease, the request's rows are
+// written only if the lease row still has its owner and epoch, in the
+// same transaction (checkLeases).
 func (c *Catalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*store.Fragment) error {
 	if lease != nil {
 		for _, f := range fs {
@@ -54,30 +55,69 @@ func (c *Catalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*st
 			}
 		}
 	}
-	req := &addRequest{lease: lease, fs: fs, done: make(chan error, 1)}
+	req := &addRequest{lease: lease, fs: fs, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	c.pendingMu.Lock()
 	c.pending = append(c.pending, req)
+	leader := !c.committing
+	c.committing = true
 	c.pendingMu.Unlock()
-
-	c.write.Lock()
+	if !leader {
+		select {
+		case err := <-req.done:
+			return err
+		case <-req.lead:
+		}
+	}
 	c.pendingMu.Lock()
 	batch := c.pending
 	c.pending = nil
 	c.pendingMu.Unlock()
-	if len(batch) > 0 {
-		c.commitFragments(context.WithoutCancel(ctx), batch)
+	c.commitFragments(context.WithoutCancel(ctx), batch)
+	c.pendingMu.Lock()
+	if len(c.pending) > 0 {
+		c.pending[0].lead <- struct{}{}
+	} else {
+		c.committing = false
 	}
-	c.write.Unlock()
+	c.pendingMu.Unlock()
 	return <-req.done
 }
 
-// commitFragments inserts a batch of requests in one transaction, each
-// request inside a savepoint so that one whose rows violate a constraint
-// or whose lease was lost fails alone; a failed commit fails them all.
+// commitFragments commits a batch of requests in one transaction. Their
+// leases are checked first, in one statement whose row locks last until
+// the commit; then the rows of every request whose lease holds go in one
+// INSERT. Only if that fails on a constraint are the requests inserted one
+// by one, each in a savepoint, so that the one at fault fails alone. A
+// failed commit fails them all.
 func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
 	errs := make([]error, len(batch))
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if err := checkLeases(ctx, tx, batch, errs); err != nil {
+			return err
+		}
+		var live []*addRequest
 		for i, r := range batch {
+			if errs[i] == nil {
+				live = append(live, r)
+			}
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `SAVEPOINT batch`); err != nil {
+			return err
+		}
+		err := insertFragments(ctx, tx, live...)
+		if err == nil || !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT batch`); err != nil {
+			return err
+		}
+		for i, r := range batch {
+			if errs[i] != nil {
+				continue
+			}
 			if _, err := tx.Exec(ctx, `SAVEPOINT request`); err != nil {
 				return err
 			}
@@ -89,10 +129,7 @@ func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
 			if _, err := tx.Exec(ctx, end); err != nil {
 				return err
 			}
-			// A request's failure other than its own (a lost
-			// connection, say) fails the batch.
-			if errs[i] != nil && !errors.Is(errs[i], store.ErrExists) && !errors.Is(errs[i], store.ErrNotFound) &&
-				!errors.Is(errs[i], store.ErrLeaseLost) {
+			if errs[i] != nil && !errors.Is(errs[i], store.ErrExists) && !errors.Is(errs[i], store.ErrNotFound) {
 				return errs[i]
 			}
 		}
@@ -106,29 +143,56 @@ func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
 	}
 }
 
-// insertFragments checks r's lease and inserts its rows in one statement.
-func insertFragments(ctx context.Context, tx pgx.Tx, r *addRequest) error {
-	if l := r.lease; l != nil {
-		var epoch int64
-		err := tx.QueryRow(ctx, `SELECT epoch FROM stream_leases WHERE stream_id = $1 AND owner = $2 FOR SHARE`,
-			l.StreamID, l.Owner).Scan(&epoch)
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && epoch != l.Epoch {
-			return fmt.Errorf("add fragments of stream %d with epoch %d of %s: %w", l.StreamID, l.Epoch, l.Owner, store.ErrLeaseLost)
-		}
-		if err != nil {
-			return err
+// checkLeases reads the lease rows of the batch's fenced requests FOR
+// SHARE, outside any savepoint so that the locks last until the commit,
+// and fails with ErrLeaseLost each request whose lease is no longer its
+// stream's current one. A takeover (an UPDATE of a lease row) then waits
+// for this commit, or this commit sees the takeover: never both missed.
+func checkLeases(ctx context.Context, tx pgx.Tx, batch []*addRequest, errs []error) error {
+	var streams []int64
+	for _, r := range batch {
+		if r.lease != nil && !slices.Contains(streams, r.lease.StreamID) {
+			streams = append(streams, r.lease.StreamID)
 		}
 	}
-	n := len(r.fs)
+	if len(streams) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT stream_id, owner, epoch FROM stream_leases WHERE stream_id = ANY($1) ORDER BY stream_id FOR SHARE`, streams)
+	if err != nil {
+		return err
+	}
+	current := map[int64]store.Lease{}
+	var l store.Lease
+	if _, err := pgx.ForEachRow(rows, []any{&l.StreamID, &l.Owner, &l.Epoch}, func() error {
+		current[l.StreamID] = l
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i, r := range batch {
+		if l := r.lease; l != nil && current[l.StreamID] != *l {
+			errs[i] = fmt.Errorf("add fragments of stream %d with epoch %d of %s: %w", l.StreamID, l.Epoch, l.Owner, store.ErrLeaseLost)
+		}
+	}
+	return nil
+}
+
+// insertFragments inserts the rows of requests in one statement.
+func insertFragments(ctx context.Context, tx pgx.Tx, requests ...*addRequest) error {
 	var (
-		streams                      = make([]int64, n)
-		numbers, blobs, headers      = make([]string, n), make([]string, n), make([]string, n)
-		producer, server, dur, sizes = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		streams                      []int64
+		numbers, blobs, headers      []string
+		producer, server, dur, sizes []int64
 	)
-	for i, f := range r.fs {
-		streams[i], numbers[i], blobs[i], headers[i] = f.StreamID, f.Number, f.BlobKey, f.HeaderKey
-		producer[i], server[i], dur[i], sizes[i] = f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(), f.Duration.Milliseconds(), f.Size
+	for _, r := range requests {
+		for _, f := range r.fs {
+			streams, numbers, blobs, headers = append(streams, f.StreamID), append(numbers, f.Number), append(blobs, f.BlobKey), append(headers, f.HeaderKey)
+			producer, server = append(producer, f.ProducerTime.UnixMilli()), append(server, f.ServerTime.UnixMilli())
+			dur, sizes = append(dur, f.Duration.Milliseconds()), append(sizes, f.Size)
+		}
 	}
+	n := len(numbers)
 	_, err := tx.Exec(ctx, `INSERT INTO fragments (`+fragmentColumns+`)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])`,
 		streams, numbers, producer, server, dur, sizes, blobs, headers)

@@ -96,11 +96,11 @@ type Catalog struct {
 	pool *pgxpool.Pool
 	dsn  string
 
-	// write serializes the group commits of fragment rows, so that rows
-	// arriving while one commits gather into the next.
-	write     sync.Mutex
-	pendingMu sync.Mutex
-	pending   []*addRequest
+	// pending holds the fragment rows waiting for the next group commit;
+	// committing is set while a leader commits (AddFragments).
+	pendingMu  sync.Mutex
+	pending    []*addRequest
+	committing bool
 
 	// locks holds each joined node's dedicated connection, which holds
 	// its liveness lock for as long as it is open.

@@ -418,24 +418,42 @@ func testDeleteCascades(t *testing.T, open OpenCatalog) {
 	}
 }
 
-// Concurrent batches, as many ingest sessions send them, all land.
+// Concurrent batches, as many ingest sessions send them, all land, but for
+// those with a taken number, which fail alone: a group commit must not
+// fail or drop its other batches for them.
 func testConcurrentAdds(t *testing.T, open OpenCatalog) {
 	ctx := context.Background()
 	c := openTemp(t, open)
 	s := mustCreate(t, c, newStream("many"))
-	errs := make(chan error, 20)
-	for w := range 20 {
+	taken := fragment(s.ID, 999, 0)
+	if err := c.AddFragments(ctx, nil, []*store.Fragment{taken}); err != nil {
+		t.Fatal(err)
+	}
+	const good, bad = 20, 5
+	errs := make(chan error, good)
+	badErrs := make(chan error, bad)
+	for w := range good {
 		go func() {
 			errs <- c.AddFragments(ctx, nil, []*store.Fragment{fragment(s.ID, w*2+1, 0), fragment(s.ID, w*2+2, 0)})
 		}()
 	}
-	for range 20 {
+	for w := range bad {
+		go func() {
+			badErrs <- c.AddFragments(ctx, nil, []*store.Fragment{fragment(s.ID, 500+w, 0), taken})
+		}()
+	}
+	for range good {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if all, _ := c.FragmentsAfter(ctx, s.ID, "", 100); len(all) != 40 {
-		t.Errorf("%d fragments indexed, want 40", len(all))
+	for range bad {
+		if err := <-badErrs; !errors.Is(err, store.ErrExists) {
+			t.Fatalf("a batch with a taken number: %v, want ErrExists", err)
+		}
+	}
+	if all, _ := c.FragmentsAfter(ctx, s.ID, "", 100); len(all) != 2*good+1 {
+		t.Errorf("%d fragments indexed, want %d", len(all), 2*good+1)
 	}
 }
 

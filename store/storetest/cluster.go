@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -113,14 +115,22 @@ func wantOwner(t *testing.T, c store.Cluster, stream int64, owner string) {
 	}
 }
 
+// nodesByID returns c's nodes in ID order.
+func nodesByID(t *testing.T, c store.Cluster) []store.Node {
+	t.Helper()
+	nodes, err := c.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(nodes, func(a, b store.Node) int { return strings.Compare(a.ID, b.ID) })
+	return nodes
+}
+
 func testNodes(t *testing.T, open OpenCatalog) {
 	ctx := context.Background()
 	c := openCluster(t, open, t.TempDir())
 	mustJoin(t, c, "a", "b")
-	nodes, err := c.Nodes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nodes := nodesByID(t, c)
 	want := []store.Node{{ID: "a", URL: "http://a.test:4567", Alive: true}, {ID: "b", URL: "http://b.test:4567", Alive: true}}
 	ignoreHeartbeat := cmp.Comparer(func(a, b time.Time) bool { return true })
 	if diff := cmp.Diff(want, nodes, ignoreHeartbeat); diff != "" {
@@ -136,7 +146,7 @@ func testNodes(t *testing.T, open OpenCatalog) {
 	if err := c.Join(ctx, "a", "http://a2.test:4567"); err != nil {
 		t.Fatalf("joining again with a new URL: %v", err)
 	}
-	nodes, _ = c.Nodes(ctx)
+	nodes = nodesByID(t, c)
 	if len(nodes) != 2 || nodes[0].URL != "http://a2.test:4567" || nodes[0].Heartbeat.Before(before) {
 		t.Fatalf("after a heartbeat and a new URL, Nodes = %+v; want a at http://a2.test:4567, heartbeat not before %v", nodes, before)
 	}
@@ -146,7 +156,7 @@ func testNodes(t *testing.T, open OpenCatalog) {
 	if err := c.Leave(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if nodes, _ := c.Nodes(ctx); len(nodes) != 1 || nodes[0].ID != "a" {
+	if nodes := nodesByID(t, c); len(nodes) != 1 || nodes[0].ID != "a" {
 		t.Fatalf("Nodes after b left = %+v", nodes)
 	}
 }
@@ -260,8 +270,8 @@ func testCrashTakeover(t *testing.T, open OpenCatalog) {
 		t.Fatal(err)
 	}
 	wait.For(t, "node b to be seen dead", func() bool {
-		nodes, err := c.Nodes(ctx)
-		return err == nil && len(nodes) == 2 && nodes[1].ID == "b" && !nodes[1].Alive
+		nodes := nodesByID(t, c)
+		return len(nodes) == 2 && nodes[1].ID == "b" && !nodes[1].Alive
 	})
 	// Its unexpired lease names a dead node: no one owns the stream.
 	wantOwner(t, c, s2.ID, "")
