@@ -406,4 +406,3 @@ func TestSingleton(t *testing.T) {
 		t.Errorf("job stopped %v after renewals began to fail; want at most the TTL %v", d, testTTL)
 	}
 }
-
