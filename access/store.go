@@ -1,6 +1,9 @@
 package access
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Store is an immutable set of access keys with their secrets and policies, safe for concurrent
 // use. Build it with Load or Parse.
@@ -22,6 +25,9 @@ type statement struct {
 
 // Len returns the number of access keys.
 func (s *Store) Len() int { return len(s.keys) }
+
+// IDs returns the access key IDs in byte order.
+func (s *Store) IDs() []string { return slices.Sorted(maps.Keys(s.keys)) }
 
 // Secret returns the secret access key of accessKeyID; its signature fits sigv4.Verifier.Lookup.
 func (s *Store) Secret(accessKeyID string) (string, bool) {

@@ -143,14 +143,24 @@ func (n *Node) DataEndpoint(ctx context.Context, st *store.Stream, apiName, self
 	if apiName != "PUT_MEDIA" && apiName != "GET_MEDIA" {
 		return self, nil
 	}
+	url, me, err := n.Owner(ctx, st)
+	if err != nil || me {
+		return self, err
+	}
+	return url, nil
+}
+
+// Owner says which node owns st now, for follow.Options.Owner: the live
+// owner's URL, or self when it is this node or no live node owns st.
+func (n *Node) Owner(ctx context.Context, st *store.Stream) (url string, self bool, err error) {
 	owner, err := n.c.LeaseOwner(ctx, st.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return self, nil
+		return "", true, nil
 	case err != nil:
-		return "", fmt.Errorf("owner of stream %s: %w", st.Name, err)
+		return "", false, fmt.Errorf("owner of stream %s: %w", st.Name, err)
 	case owner.ID == n.id:
-		return self, nil
+		return "", true, nil
 	}
-	return owner.URL, nil
+	return owner.URL, false, nil
 }

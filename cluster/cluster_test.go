@@ -9,12 +9,125 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/openkvs/openkvs/ingest"
+	"github.com/openkvs/openkvs/internal/testenv"
 	"github.com/openkvs/openkvs/internal/wait"
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/postgres"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 const testTTL = 300 * time.Millisecond
+
+// errDown is a catalog that cannot be reached.
+var errDown = errors.New("catalog unreachable")
+
+// flaky is a node's own connection to the real catalog (its own liveness
+// lock, as a node process has) whose renewals fail on demand, as when the
+// catalog cannot be reached.
+type flaky struct {
+	*postgres.Catalog
+	fail   atomic.Bool
+	renews atomic.Int32
+}
+
+func (f *flaky) RenewLeases(ctx context.Context, owner string, ttl time.Duration) ([]store.Lease, error) {
+	f.renews.Add(1)
+	if f.fail.Load() {
+		return nil, errDown
+	}
+	return f.Catalog.RenewLeases(ctx, owner, ttl)
+}
+
+func (f *flaky) AcquireSingleton(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if f.fail.Load() {
+		return false, errDown
+	}
+	return f.Catalog.AcquireSingleton(ctx, name, owner, ttl)
+}
+
+// testDB is one test's PostgreSQL database; each node opens it anew.
+type testDB struct {
+	t   *testing.T
+	dsn string
+}
+
+func newDB(t *testing.T) *testDB { return &testDB{t: t, dsn: testenv.Postgres(t)} }
+
+// open connects to the database as a node does.
+func (db *testDB) open() *flaky {
+	db.t.Helper()
+	c, err := postgres.Open(context.Background(), db.dsn)
+	if err != nil {
+		db.t.Fatal(err)
+	}
+	db.t.Cleanup(func() { c.Close() })
+	return &flaky{Catalog: c}
+}
+
+// stream creates a stream and returns its ID: leases are of streams.
+func (db *testDB) stream(c store.Catalog, name string) int64 {
+	db.t.Helper()
+	st := &store.Stream{Name: name, ARN: "arn:aws:kinesisvideo:us-east-1:000000000000:stream/" + name + "/1",
+		Status: store.StatusActive, RetentionHours: 24, Version: "v", StorageTier: "HOT", CreationTime: time.Now()}
+	if err := c.CreateStream(context.Background(), st); err != nil {
+		db.t.Fatal(err)
+	}
+	return st.ID
+}
+
+// dbLease is a stream's lease row as the catalog has it.
+type dbLease struct {
+	owner  string
+	epoch  int64
+	expiry time.Duration // from now on the database's clock; negative once expired
+}
+
+// lease returns stream's lease row; ok is false when there is none or it
+// was released.
+func (db *testDB) lease(stream int64) (l dbLease, ok bool) {
+	db.t.Helper()
+	var ms int64
+	err := db.query(func(conn *pgx.Conn) error {
+		return conn.QueryRow(context.Background(), `SELECT owner, epoch,
+			CASE WHEN expires_at = '-infinity' THEN -1 ELSE (extract(epoch FROM expires_at - now()) * 1000)::bigint END
+			FROM stream_leases WHERE stream_id = $1`, stream).Scan(&l.owner, &l.epoch, &ms)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return dbLease{}, false
+	}
+	if err != nil {
+		db.t.Fatal(err)
+	}
+	l.expiry = time.Duration(ms) * time.Millisecond
+	return l, l.owner != ""
+}
+
+// expire ends stream's lease on the database's clock, as the passing of
+// its TTL without renewals would.
+func (db *testDB) expire(stream int64) {
+	db.t.Helper()
+	err := db.query(func(conn *pgx.Conn) error {
+		_, err := conn.Exec(context.Background(), `UPDATE stream_leases SET expires_at = now() - interval '1 second' WHERE stream_id = $1`, stream)
+		return err
+	})
+	if err != nil {
+		db.t.Fatal(err)
+	}
+}
+
+func (db *testDB) query(fn func(*pgx.Conn) error) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return fn(conn)
+}
 
 func startNode(t *testing.T, c store.Cluster, id string) *Node {
 	t.Helper()
@@ -54,17 +167,19 @@ func isLost(c ingest.Claim) bool {
 }
 
 func TestClaimAndRoute(t *testing.T) {
-	mc := newMemCluster()
-	a, b := startNode(t, mc, "a"), startNode(t, mc, "b")
-	ca := mustClaim(t, a, 7)
-	l, err := ca.Lease()
-	if err != nil || *l != (store.Lease{StreamID: 7, Owner: "a", Epoch: 1}) {
-		t.Fatalf("lease = %+v, %v; want stream 7, owner a, epoch 1", l, err)
+	db := newDB(t)
+	ca, cb := db.open(), db.open()
+	a, b := startNode(t, ca, "a"), startNode(t, cb, "b")
+	id, other := db.stream(ca, "cam"), db.stream(ca, "other")
+	claimA := mustClaim(t, a, id)
+	l, err := claimA.Lease()
+	if err != nil || *l != (store.Lease{StreamID: id, Owner: "a", Epoch: 1}) {
+		t.Fatalf("lease = %+v, %v; want stream %d, owner a, epoch 1", l, err, id)
 	}
-	if _, err := b.Claim(context.Background(), 7); !errors.Is(err, store.ErrLeaseHeld) {
+	if _, err := b.Claim(context.Background(), id); !errors.Is(err, store.ErrLeaseHeld) {
 		t.Fatalf("b claims a's stream: err = %v, want ErrLeaseHeld", err)
 	}
-	st := &store.Stream{ID: 7, Name: "cam"}
+	st := &store.Stream{ID: id, Name: "cam"}
 	for _, tc := range []struct {
 		n         *Node
 		api, want string
@@ -77,22 +192,32 @@ func TestClaimAndRoute(t *testing.T) {
 			t.Errorf("%s DataEndpoint(%s) = %q, %v; want %q", tc.n.ID(), tc.api, got, err, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		n    *Node
+		url  string
+		self bool
+	}{{a, "", true}, {b, "http://a", false}} {
+		if url, self, err := tc.n.Owner(context.Background(), st); url != tc.url || self != tc.self || err != nil {
+			t.Errorf("%s Owner = %q, %v, %v; want %q, %v", tc.n.ID(), url, self, err, tc.url, tc.self)
+		}
+	}
 	// A stream nobody owns is served by whichever node is asked.
-	if got, _ := b.DataEndpoint(context.Background(), &store.Stream{ID: 8}, "PUT_MEDIA", "http://self"); got != "http://self" {
+	if got, _ := b.DataEndpoint(context.Background(), &store.Stream{ID: other}, "PUT_MEDIA", "http://self"); got != "http://self" {
 		t.Errorf("unowned stream: DataEndpoint = %q, want http://self", got)
 	}
 	// A second session on the owner shares the lease.
-	ca2 := mustClaim(t, a, 7)
-	if l2, _ := ca2.Lease(); l2.Epoch != 1 {
+	claimA2 := mustClaim(t, a, id)
+	if l2, _ := claimA2.Lease(); l2.Epoch != 1 {
 		t.Errorf("second claim's epoch = %d, want 1", l2.Epoch)
 	}
-	// A dead owner's stream is routed to, and claimed by, another node.
-	mc.kill("a")
+	// A dead owner's stream is routed to, and claimed by, another node at
+	// once: its process's connections closing ends its liveness lock.
+	ca.Close()
 	if got, _ := b.DataEndpoint(context.Background(), st, "PUT_MEDIA", "http://self"); got != "http://self" {
 		t.Errorf("dead owner: DataEndpoint = %q, want http://self", got)
 	}
-	cb := mustClaim(t, b, 7)
-	if l, _ := cb.Lease(); l.Epoch != 2 {
+	claimB := mustClaim(t, b, id)
+	if l, _ := claimB.Lease(); l.Epoch != 2 {
 		t.Errorf("takeover epoch = %d, want 2", l.Epoch)
 	}
 }
@@ -101,15 +226,18 @@ func TestClaimAndRoute(t *testing.T) {
 // once: Lost closes and Lease refuses. The TTL is long so that only the
 // renewal the test makes can lose it.
 func TestLeaseLostAtRenewal(t *testing.T) {
-	mc := newMemCluster()
-	a := startNodeTTL(t, mc, "a", time.Hour)
-	c := mustClaim(t, a, 1)
+	db := newDB(t)
+	ca := db.open()
+	a := startNodeTTL(t, ca, "a", time.Hour)
+	id := db.stream(ca, "cam")
+	c := mustClaim(t, a, id)
 	a.renew(context.Background())
 	if isLost(c) {
 		t.Fatal("lease lost at a renewal that kept it")
 	}
-	mc.Join(context.Background(), "b", "http://b")
-	mc.take(1, "b", time.Hour)
+	b := startNodeTTL(t, db.open(), "b", time.Hour)
+	db.expire(id)
+	mustClaim(t, b, id)
 	a.renew(context.Background())
 	if !isLost(c) {
 		t.Fatal("lease kept after a renewal without it")
@@ -118,7 +246,7 @@ func TestLeaseLostAtRenewal(t *testing.T) {
 		t.Fatalf("Lease after loss: %v, want ErrLeaseLost", err)
 	}
 	// Lost for good: a new claim is refused while b holds the stream.
-	if _, err := a.Claim(context.Background(), 1); !errors.Is(err, store.ErrLeaseHeld) {
+	if _, err := a.Claim(context.Background(), id); !errors.Is(err, store.ErrLeaseHeld) {
 		t.Fatalf("claim after loss: %v, want ErrLeaseHeld", err)
 	}
 }
@@ -127,11 +255,13 @@ func TestLeaseLostAtRenewal(t *testing.T) {
 // the last renewal it sent plus TTL minus the margin, although the catalog
 // still shows it as the owner until its expiry.
 func TestLeaseGuard(t *testing.T) {
-	mc := newMemCluster()
-	a := startNode(t, mc, "a")
-	c := mustClaim(t, a, 1)
-	wait.For(t, "a renewal", func() bool { return mc.renews() >= 1 })
-	mc.setFailRenew(errDown)
+	db := newDB(t)
+	ca := db.open()
+	a := startNode(t, ca, "a")
+	id := db.stream(ca, "cam")
+	c := mustClaim(t, a, id)
+	wait.For(t, "a renewal", func() bool { return ca.renews.Load() >= 1 })
+	ca.fail.Store(true)
 	failedFrom := time.Now()
 	wait.For(t, "the claim to be lost", func() bool { return isLost(c) })
 	lostAfter := time.Since(failedFrom)
@@ -142,8 +272,8 @@ func TestLeaseGuard(t *testing.T) {
 		t.Fatalf("Lease after the guard: %v, want ErrLeaseLost", err)
 	}
 	// The catalog's expiry comes no sooner than the guard.
-	l, ok := mc.lease(1)
-	if !ok || !l.expires.After(time.Now().Add(-testTTL/10)) {
+	l, ok := db.lease(id)
+	if !ok || l.owner != "a" || l.expiry < -testTTL/10 {
 		t.Errorf("catalog lease %+v (present %v) expired before the node gave it up", l, ok)
 	}
 }
@@ -151,18 +281,20 @@ func TestLeaseGuard(t *testing.T) {
 // TestLinger: an unclaimed lease is kept for one TTL, so a reconnecting
 // producer finds the same owner, then released for other nodes.
 func TestLinger(t *testing.T) {
-	mc := newMemCluster()
-	a := startNode(t, mc, "a")
-	c := mustClaim(t, a, 1)
+	db := newDB(t)
+	ca := db.open()
+	a := startNode(t, ca, "a")
+	id := db.stream(ca, "cam")
+	c := mustClaim(t, a, id)
 	c.Release()
 	c.Release() // twice is once
-	c2 := mustClaim(t, a, 1)
+	c2 := mustClaim(t, a, id)
 	if l, _ := c2.Lease(); l.Epoch != 1 {
 		t.Fatalf("reclaim within the linger: epoch %d, want 1", l.Epoch)
 	}
 	c2.Release()
 	released := time.Now()
-	wait.For(t, "the lease to be released", func() bool { _, ok := mc.lease(1); return !ok })
+	wait.For(t, "the lease to be released", func() bool { _, ok := db.lease(id); return !ok })
 	if d := time.Since(released); d < testTTL {
 		t.Errorf("released %v after the last session; want one TTL %v", d, testTTL)
 	}
@@ -174,30 +306,36 @@ func TestLinger(t *testing.T) {
 // TestStrayLease: a lease the catalog has for the node that no session
 // holds (an earlier run's) is released at the next renewal.
 func TestStrayLease(t *testing.T) {
-	mc := newMemCluster()
-	a := startNodeTTL(t, mc, "a", time.Hour)
-	mc.take(5, "a", time.Hour)
+	db := newDB(t)
+	ca := db.open()
+	a := startNodeTTL(t, ca, "a", time.Hour)
+	id := db.stream(ca, "cam")
+	if _, err := ca.AcquireLease(context.Background(), id, "a", time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	a.renew(context.Background())
-	if _, ok := mc.lease(5); ok {
-		t.Fatal("stray lease kept")
+	if l, ok := db.lease(id); ok {
+		t.Fatalf("stray lease kept: %+v", l)
 	}
 }
 
 func TestStopReleasesLeases(t *testing.T) {
-	mc := newMemCluster()
-	a := New(mc, Options{TTL: testTTL, Logger: testLogger(t)})
+	db := newDB(t)
+	ca := db.open()
+	a := New(ca, Options{TTL: testTTL, Logger: testLogger(t)})
 	if err := a.Start(context.Background(), "a", "http://a"); err != nil {
 		t.Fatal(err)
 	}
-	c := mustClaim(t, a, 1)
+	id := db.stream(ca, "cam")
+	c := mustClaim(t, a, id)
 	if err := a.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !isLost(c) {
 		t.Error("claim not lost after Stop")
 	}
-	if _, ok := mc.lease(1); ok {
-		t.Error("lease still in the catalog after Stop")
+	if l, ok := db.lease(id); ok {
+		t.Errorf("lease still in the catalog after Stop: %+v", l)
 	}
 	c.Release()
 }
@@ -205,7 +343,7 @@ func TestStopReleasesLeases(t *testing.T) {
 // TestSingleton: one node at a time runs the job; when it dies another
 // takes over, and a node that cannot renew stops its job within the TTL.
 func TestSingleton(t *testing.T) {
-	mc := newMemCluster()
+	db := newDB(t)
 	var running, runs atomic.Int32
 	var mu sync.Mutex
 	where := ""
@@ -225,8 +363,10 @@ func TestSingleton(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := map[string]context.CancelFunc{}
+	catalogs := map[string]*flaky{}
 	for _, id := range []string{"a", "b", "c"} {
-		n := startNode(t, mc, id)
+		catalogs[id] = db.open()
+		n := startNode(t, catalogs[id], id)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		stop[id] = cancel
@@ -238,8 +378,8 @@ func TestSingleton(t *testing.T) {
 	}
 	wait.For(t, "the job to run", func() bool { return running.Load() == 1 })
 	// The other nodes keep trying for a while and never run it.
-	n := mc.renews()
-	wait.For(t, "several more rounds", func() bool { return mc.renews() >= n+6 })
+	n := catalogs["a"].renews.Load()
+	wait.For(t, "several more rounds", func() bool { return catalogs["a"].renews.Load() >= n+6 })
 	if got := runs.Load(); got != 1 {
 		t.Fatalf("job started %d times with its node alive; want 1", got)
 	}
@@ -249,7 +389,7 @@ func TestSingleton(t *testing.T) {
 	mu.Unlock()
 	stop[first]()
 	wait.For(t, "the job to end with its node", func() bool { return running.Load() == 0 })
-	mc.kill(first)
+	catalogs[first].Close()
 	wait.For(t, "another node to run the job", func() bool { return runs.Load() == 2 && running.Load() == 1 })
 	mu.Lock()
 	if where == first {
@@ -257,7 +397,9 @@ func TestSingleton(t *testing.T) {
 	}
 	mu.Unlock()
 	// A node that cannot reach the catalog stops the job within the TTL.
-	mc.setFailRenew(errDown)
+	for _, c := range catalogs {
+		c.fail.Store(true)
+	}
 	failed := time.Now()
 	wait.For(t, "the job to stop without renewals", func() bool { return running.Load() == 0 })
 	if d := time.Since(failed); d > testTTL {

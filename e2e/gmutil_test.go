@@ -83,13 +83,19 @@ type gmProducer struct {
 // timecodes; headers may add or replace request headers.
 func gmStartProducer(t *testing.T, srv *serverProc, stream string, headers ...string) *gmProducer {
 	t.Helper()
+	return gmStartProducerAt(t, srv.URL, stream, headers...)
+}
+
+// gmStartProducerAt is gmStartProducer on a data endpoint's URL.
+func gmStartProducerAt(t *testing.T, url, stream string, headers ...string) *gmProducer {
+	t.Helper()
 	pr, pw := io.Pipe()
 	// Longer than ctx's 30 s: a session may last the 30 s of silence that
 	// end it (TestPutMediaSilentSession); every wait on it has its own
 	// bound.
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(c, "POST", srv.URL+"/putMedia", pr)
+	req, err := http.NewRequestWithContext(c, "POST", url+"/putMedia", pr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,13 @@ type Options struct {
 	// NotifyQueue is how many notifications of a stream may wait to be
 	// sent (64); more are dropped and logged.
 	NotifyQueue int
-	Client      *http.Client
-	Logger      *slog.Logger
+	// Refresh, when positive, is how often Run reads every stream's
+	// configurations again: in a cluster a change made through another
+	// node reaches this one only through the catalog. Zero relies on
+	// StreamChanged alone.
+	Refresh time.Duration
+	Client  *http.Client
+	Logger  *slog.Logger
 }
 
 // Service runs the workers.
@@ -61,8 +66,9 @@ type Service struct {
 	opts    Options
 
 	mu      sync.Mutex
-	ctx     context.Context // set by Run; nil before
+	ctx     context.Context // set while Run runs; nil otherwise
 	workers map[int64]context.CancelFunc
+	known   map[int64]*store.Stream // each stream as last seen, while Run runs
 	wg      sync.WaitGroup
 }
 
@@ -78,46 +84,97 @@ func New(catalog store.Catalog, blobs store.Blobs, imgs *images.Service, opts Op
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{catalog: catalog, blobs: blobs, images: imgs, opts: opts, workers: map[int64]context.CancelFunc{}}
+	return &Service{catalog: catalog, blobs: blobs, images: imgs, opts: opts}
 }
 
 // Run starts a worker for every configured stream and keeps the workers
-// going until ctx ends; it returns once they have stopped.
+// going until ctx ends; it returns once they have stopped. It may be run
+// again after it returned (a cluster runs it on one node at a time).
 func (s *Service) Run(ctx context.Context) {
 	s.mu.Lock()
-	s.ctx = ctx
+	s.ctx, s.workers, s.known = ctx, map[int64]context.CancelFunc{}, map[int64]*store.Stream{}
+	err := s.reconcile()
+	s.mu.Unlock()
+	if err != nil {
+		s.opts.Logger.Error("image generation and notifications are off until the streams can be read", "err", err)
+	}
+	var refresh <-chan time.Time
+	if s.opts.Refresh > 0 {
+		t := time.NewTicker(s.opts.Refresh)
+		defer t.Stop()
+		refresh = t.C
+	}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-refresh:
+			s.mu.Lock()
+			err := s.reconcile()
+			s.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				s.opts.Logger.Error("image generation: read stream configurations", "err", err)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.ctx = nil // StreamChanged starts no more workers
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// reconcile brings the workers in line with every stream's configuration
+// in the catalog; s.mu is held.
+func (s *Service) reconcile() error {
+	seen := map[int64]bool{}
 	after := ""
 	for {
-		page, err := s.catalog.ListStreams(ctx, "", after, 1000)
+		page, err := s.catalog.ListStreams(s.ctx, "", after, 1000)
 		if err != nil {
-			s.mu.Unlock()
-			s.opts.Logger.Error("image generation and notifications are off: cannot list streams", "err", err)
-			return
+			return err
 		}
 		for _, st := range page {
-			s.start(st)
+			seen[st.ID] = true
+			if old := s.known[st.ID]; old != nil {
+				s.changed(old, st)
+			} else {
+				s.known[st.ID] = st
+				s.start(st)
+			}
 		}
 		if len(page) < 1000 {
 			break
 		}
 		after = page[len(page)-1].Name
 	}
-	s.mu.Unlock()
-	<-ctx.Done()
-	s.wg.Wait()
+	for id, old := range s.known {
+		if !seen[id] {
+			s.changed(old, nil)
+		}
+	}
+	return nil
 }
 
 // StreamChanged starts, restarts or stops the stream's worker as its
 // configurations change (streams.Service.OnChange).
 func (s *Service) StreamChanged(old, new *store.Stream) {
-	if new != nil && new.ImageGeneration == old.ImageGeneration && new.Notification == old.Notification &&
-		new.RetentionHours == old.RetentionHours {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx == nil {
 		return // Run will read the stream as it is
+	}
+	s.changed(old, new)
+}
+
+// changed is StreamChanged with s.mu held while Run runs.
+func (s *Service) changed(old, new *store.Stream) {
+	if new == nil {
+		delete(s.known, old.ID)
+	} else {
+		s.known[new.ID] = new
+	}
+	if new != nil && new.ImageGeneration == old.ImageGeneration && new.Notification == old.Notification &&
+		new.RetentionHours == old.RetentionHours {
+		return
 	}
 	if stop := s.workers[old.ID]; stop != nil {
 		stop()

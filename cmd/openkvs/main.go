@@ -42,6 +42,8 @@ func run(args []string) error {
 		return streamsCmd(args[1:])
 	case "bench":
 		return benchCmd(args[1:])
+	case "migrate":
+		return migrateCmd(args[1:])
 	case "healthcheck":
 		return healthcheck(args[1:])
 	case "version", "-version", "--version":

@@ -39,6 +39,9 @@ type mediaConfig struct {
 	blobs         string // s3:// URL; "" keeps fragments in files under --data
 	storage       *metrics.Storage
 	sweeper       *metrics.Sweeper
+	// follow, in a cluster, makes the feed that brings streams other nodes
+	// own into this node's hub for its GetMedia readers; nil on one node.
+	follow func(*live.Hub) media.Feed
 }
 
 // withMetrics registers the data plane's metrics on reg.
@@ -137,6 +140,9 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 		return nil, err
 	}
 	hub := live.NewHub(m.live)
+	if m.follow != nil {
+		m.read.Feed = m.follow(hub)
+	}
 	m.streaming.Key, m.streaming.Logger, m.streaming.Hub = key, log, hub
 	sessions, err := streaming.New(catalog, blobs, m.streaming)
 	if err != nil {
@@ -159,7 +165,13 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	// nothing more (ingest's StreamChanged waits for that).
 	svc.OnChange(mgr.StreamChanged)
 	svc.OnChange(reads.StreamChanged)
-	gen := imagegen.New(catalog, blobs, stills, imagegen.Options{Logger: log})
+	genOpts := imagegen.Options{Logger: log}
+	if m.follow != nil {
+		// In a cluster it runs on one node, which learns of changes made
+		// through the others from the catalog.
+		genOpts.Refresh = configRefresh
+	}
+	gen := imagegen.New(catalog, blobs, stills, genOpts)
 	svc.OnChange(gen.StreamChanged)
 	svc.OnChange(func(old, new *store.Stream) {
 		if new == nil {
@@ -180,18 +192,30 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	return &dataPlane{ingest: mgr, media: reads, streaming: sessions, clip: clip.New(catalog, blobs, m.clip), images: stills, imagegen: gen, hub: hub, sweeper: sw}, nil
 }
 
+// configRefresh is how often, in a cluster, image generation reads the
+// streams' configurations again.
+const configRefresh = 5 * time.Second
+
 // run starts the background work until ctx ends. In a cluster (node not
-// nil) the sweeper runs on one node at a time. A stream's deletion is
-// still cleaned up by the node that deleted it (openMedia): that is safe
-// beside the sweeper, as deletes of the same blobs and rows are, and a blob
-// the stream's owner on another node writes after the clean-up is an
-// orphan of a stream that no longer exists, which the orphan pass deletes
-// once it is older than store.BlobGrace.
+// nil) the sweeper and image generation with notifications each run on
+// one node at a time: every node runs them on the whole catalog, so two
+// would delete, decode and notify twice. Image generation follows every
+// stream from the catalog, whichever node ingests it; tying it to a
+// stream's owner instead would start and stop it with each move of
+// ownership (failover, a producer's reconnect elsewhere, a lease released
+// when the producer leaves) and lose the fragments indexed around a move.
+//
+// A stream's deletion is still cleaned up by the node that deleted it
+// (openMedia): that is safe beside the sweeper, as deletes of the same
+// blobs and rows are, and a blob the stream's owner on another node writes
+// after the clean-up is an orphan of a stream that no longer exists, which
+// the orphan pass deletes once it is older than store.BlobGrace.
 func (m *dataPlane) run(ctx context.Context, interval time.Duration, node *cluster.Node) {
 	if node == nil {
 		go m.sweeper.Run(ctx, interval)
-	} else {
-		go node.RunSingleton(ctx, "sweeper", func(ctx context.Context) { m.sweeper.Run(ctx, interval) })
+		go m.imagegen.Run(ctx)
+		return
 	}
-	go m.imagegen.Run(ctx)
+	go node.RunSingleton(ctx, "sweeper", func(ctx context.Context) { m.sweeper.Run(ctx, interval) })
+	go node.RunSingleton(ctx, "imagegen", m.imagegen.Run)
 }

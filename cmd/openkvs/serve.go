@@ -130,6 +130,9 @@ func serve(args []string) error {
 	if node != nil {
 		c.media.ingest.Owner = node
 		svc.SetRouter(node)
+		if c.media.follow, err = c.cluster.feed(node, catalog, creds, c.region, log); err != nil {
+			return err
+		}
 	}
 	var reg *prometheus.Registry
 	if c.metrics {

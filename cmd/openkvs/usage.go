@@ -32,6 +32,8 @@ Commands:
   streams list|create|describe|delete|update-retention
                         manage streams (ListStreams, CreateStream, ...)
   bench [--quick]       measure the server on loopback
+  migrate --data DIR --catalog postgres://... --blobs s3://...
+                        copy a data directory into PostgreSQL and S3 (for a cluster)
   healthcheck           exit 0 if the local server's /healthz answers 200 (for containers)
   version               print the version and commit of this build
 
@@ -55,6 +57,7 @@ var commandUsage = map[string]string{
 	"clip":                     clipUsage,
 	"images":                   imagesUsage,
 	"bench":                    benchUsage,
+	"migrate":                  migrateUsage,
 	"healthcheck":              healthcheckUsage,
 	"streams list":             streamsListUsage,
 	"streams create":           streamsCreateUsage,

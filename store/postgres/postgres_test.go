@@ -143,3 +143,7 @@ func TestLockConnectionLost(t *testing.T) {
 		t.Fatal("the node is not alive after a heartbeat took its lock again")
 	}
 }
+
+func TestImporter(t *testing.T) {
+	storetest.TestImporter(t, opener())
+}

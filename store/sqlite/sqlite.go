@@ -117,6 +117,44 @@ func Open(path string) (*Catalog, error) {
 	return &Catalog{db: db}, nil
 }
 
+// ErrInUse is returned by OpenExclusive for a catalog another process has
+// open.
+var ErrInUse = errors.New("catalog is in use by another process")
+
+// OpenExclusive opens the existing catalog at path for this process alone,
+// as `openkvs migrate` reads it: ErrInUse while another process (a server)
+// has it open, and while it stays open no other process can use it (a
+// server starting on it fails). One connection in SQLite's exclusive
+// locking mode holds the database file's lock from its first write until
+// it closes; in WAL mode that first write fails at once while another
+// connection has the database open, since that connection holds the
+// shared-memory index the exclusive mode does without.
+func OpenExclusive(path string) (*Catalog, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(0)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`BEGIN EXCLUSIVE; COMMIT`); err != nil {
+		db.Close()
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY {
+			return nil, fmt.Errorf("open catalog %s: %w", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("open catalog %s: %w", path, readOnly(err))
+	}
+	if err := migrate(context.Background(), db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db}, nil
+}
+
 // ErrReadOnly is returned by Open for a catalog the process cannot write.
 var ErrReadOnly = errors.New("catalog is not writable")
 

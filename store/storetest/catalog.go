@@ -227,6 +227,14 @@ func testReserveSequence(t *testing.T, open OpenCatalog) {
 	if x < 1 || y != x+100 || z < 1 {
 		t.Errorf("ReserveSequence = %d, %d, %d; want first >= 1 and %d second", x, y, z, x+100)
 	}
+	// Reserving nothing tells the next sequence, as openkvs migrate reads
+	// it, and reserves nothing.
+	if next, err := c.ReserveSequence(ctx, a.ID, 0); err != nil || next != y+5 {
+		t.Errorf("ReserveSequence of 0 = %d, %v; want %d", next, err, y+5)
+	}
+	if next, _ := c.ReserveSequence(ctx, a.ID, 1); next != y+5 {
+		t.Errorf("ReserveSequence after one of 0 = %d, want %d", next, y+5)
+	}
 	if _, err := c.ReserveSequence(ctx, 999999, 1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ReserveSequence on missing stream error = %v, want ErrNotFound", err)
 	}
