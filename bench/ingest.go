@@ -183,8 +183,8 @@ type concurrentStep struct {
 	maxAck, p99Ack    time.Duration
 	p50Ack            time.Duration
 	names             []string // of the streams
-	failed            int   // producers whose call failed
-	firstErr          error // of those
+	failed            int      // producers whose call failed
+	firstErr          error    // of those
 	rssIdle, rssPeak  int64
 	lateness          time.Duration // the most a producer sent a frame after its time
 	serverCPU, ownCPU float64       // CPU seconds during the step
