@@ -145,6 +145,14 @@ func (a *api) putMedia(ctx context.Context, stream string, body io.Reader, onAck
 	return nil
 }
 
+// dataEndpoint returns the endpoint GetDataEndpoint names for apiName of
+// stream.
+func (a *api) dataEndpoint(ctx context.Context, stream, apiName string) (string, error) {
+	var out struct{ DataEndpoint string }
+	err := a.call(ctx, "/getDataEndpoint", map[string]any{"StreamName": stream, "APIName": apiName}, &out)
+	return out.DataEndpoint, err
+}
+
 // getMedia starts a GetMedia call with the given start selector type and
 // returns the payload once the server answered 200.
 func (a *api) getMedia(ctx context.Context, stream, selector string) (io.ReadCloser, error) {

@@ -49,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -69,6 +70,11 @@ type Options struct {
 	// ServeFlags are added to every child server's flags, after the
 	// bench's own (a scenario's flags come last and win).
 	ServeFlags []string
+	// Cluster runs the cluster scenarios (ClusterScenarioIDs) when no
+	// Scenarios are named. Their nodes share the PostgreSQL Catalog and
+	// the s3:// bucket Blobs.
+	Cluster        bool
+	Catalog, Blobs string
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
@@ -109,6 +115,14 @@ type plan struct {
 	imagesRange   time.Duration // of the stored stream, one image a second
 	imagesSize    string        // of its video
 	imagesRounds  int
+
+	clusterDeadline                                time.Duration // added to deadline when cluster scenarios run
+	clusterIngestBytes                             int64         // per round and side
+	clusterIngestRounds                            int
+	clusterLatencyStreams, clusterLatencyFragments int
+	failoverKills                                  int
+	clusterFanoutStart, clusterFanoutMax           int
+	clusterFanoutBudget                            time.Duration // per node count
 }
 
 var fullPlan = plan{
@@ -123,6 +137,9 @@ var fullPlan = plan{
 	ttfbFragments: 100, ttfbRequests: 1000,
 	clipFragments: 200, clipRounds: 3,
 	imagesRange: 300 * time.Second, imagesSize: "1280x720", imagesRounds: 2,
+	clusterDeadline: 8 * time.Minute, clusterIngestBytes: 128e6, clusterIngestRounds: 3,
+	clusterLatencyStreams: 10, clusterLatencyFragments: 4, failoverKills: 10,
+	clusterFanoutStart: 125, clusterFanoutMax: 4000, clusterFanoutBudget: 100 * time.Second,
 }
 
 var quickPlan = plan{
@@ -137,6 +154,9 @@ var quickPlan = plan{
 	ttfbFragments: 8, ttfbRequests: 50,
 	clipFragments: 10, clipRounds: 1,
 	imagesRange: 20 * time.Second, imagesSize: "640x360", imagesRounds: 1,
+	clusterDeadline: 100 * time.Second, clusterIngestBytes: 16e6, clusterIngestRounds: 1,
+	clusterLatencyStreams: 2, clusterLatencyFragments: 2, failoverKills: 2,
+	clusterFanoutStart: 10, clusterFanoutMax: 40, clusterFanoutBudget: 8 * time.Second,
 }
 
 // env is what every scenario shares.
@@ -152,6 +172,8 @@ type env struct {
 
 	mu      sync.Mutex
 	created []string // streams created on a --target server, deleted at the end
+
+	nodeSeq atomic.Int64 // keeps the node IDs of the run apart
 }
 
 // Run runs the scenarios and returns the report. A scenario that fails is
@@ -164,9 +186,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Bitrate < 100_000 || opts.Bitrate > 1_000_000_000 {
 		return nil, fmt.Errorf("bitrate %d is outside 100 kbit/s to 1 Gbit/s", opts.Bitrate)
 	}
+	all := slices.Concat(ScenarioIDs, ClusterScenarioIDs)
 	for _, id := range opts.Scenarios {
-		if !slices.Contains(ScenarioIDs, id) {
-			return nil, fmt.Errorf("unknown scenario %q (have %v)", id, ScenarioIDs)
+		if !slices.Contains(all, id) {
+			return nil, fmt.Errorf("unknown scenario %q (have %v)", id, all)
+		}
+	}
+	if len(opts.Scenarios) == 0 {
+		opts.Scenarios = ScenarioIDs
+		if opts.Cluster {
+			opts.Scenarios = ClusterScenarioIDs
 		}
 	}
 	if opts.Progress == nil {
@@ -177,6 +206,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{Mode: "full", Target: opts.Target, Machine: machine(), Started: time.Now()}
 	if opts.Quick {
 		e.plan, rep.Mode = quickPlan, "quick"
+	}
+	for _, id := range ClusterScenarioIDs {
+		if slices.Contains(opts.Scenarios, id) {
+			e.plan.deadline += e.plan.clusterDeadline
+			break
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.plan.deadline)
 	defer cancel()
@@ -213,9 +248,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"segment-ttfb":      {"time to first byte of an archived media segment", runSegmentTTFB},
 		"clip":              {"GetClip, stored fragments to one MP4 file", runClip},
 		"images":            {"GetImages, one JPEG a second of stored H.264", runImages},
+		"cluster-ingest":    {"ingest on PostgreSQL + S3 beside SQLite + files", runClusterIngest},
+		"failover":          {"failover, kill -9 of a live stream's owner among 3 nodes", runFailover},
+		"cluster-fan-out":   {"fan-out, readers of one live stream spread over 3 nodes", runClusterFanout},
 	}
-	for _, id := range ScenarioIDs {
-		if len(opts.Scenarios) > 0 && !slices.Contains(opts.Scenarios, id) {
+	for _, id := range all {
+		if !slices.Contains(opts.Scenarios, id) {
 			continue
 		}
 		sc := scenarios[id]
@@ -351,6 +389,15 @@ func (s *server) cpu() float64 {
 	}
 	v, _ := cpuSeconds(s.proc.Pid())
 	return v
+}
+
+// totalCPU is the CPU time of child servers together.
+func totalCPU(servers []*server) float64 {
+	var sum float64
+	for _, s := range servers {
+		sum += s.cpu()
+	}
+	return sum
 }
 
 // createStream creates a stream for this run; its name carries the run's

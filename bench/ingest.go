@@ -181,8 +181,10 @@ type concurrentStep struct {
 	n                 int
 	acks, want        int
 	maxAck, p99Ack    time.Duration
-	failed            int   // producers whose call failed
-	firstErr          error // of those
+	p50Ack            time.Duration
+	names             []string // of the streams
+	failed            int      // producers whose call failed
+	firstErr          error    // of those
 	rssIdle, rssPeak  int64
 	lateness          time.Duration // the most a producer sent a frame after its time
 	serverCPU, ownCPU float64       // CPU seconds during the step
@@ -258,10 +260,17 @@ func (e *env) concurrentStep(ctx context.Context, v *video, n int) (*concurrentS
 		return nil, err
 	}
 	defer srv.stop()
+	return e.realTime(ctx, srv, v, n, e.plan.concurrentFragments, fmt.Sprintf("c%d", n))
+}
+
+// realTime runs n real-time producers of frags fragments each on srv, each
+// on a stream of its own named after tag, and measures when their
+// PERSISTED ACKs come.
+func (e *env) realTime(ctx context.Context, srv *server, v *video, n, frags int, tag string) (*concurrentStep, error) {
 	names := make([]string, n)
 	if err := parallel(ctx, n, 16, func(i int) error {
 		var err error
-		names[i], err = e.createStream(ctx, srv, fmt.Sprintf("c%d-%d", n, i), 24)
+		names[i], err = e.createStream(ctx, srv, fmt.Sprintf("%s-%d", tag, i), 24)
 		return err
 	}); err != nil {
 		return nil, err
@@ -273,12 +282,11 @@ func (e *env) concurrentStep(ctx context.Context, v *video, n int) (*concurrentS
 	if err := parallel(ctx, n, 16, func(i int) error { return ingestFast(ctx, srv, names[i], warm, 1) }); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	res := &concurrentStep{n: n, want: n * e.plan.concurrentFragments}
+	res := &concurrentStep{n: n, want: n * frags, names: names}
 	pid := srv.pid()
 	if pid != 0 {
 		res.rssIdle, _ = rssBytes(pid)
 	}
-	frags := e.plan.concurrentFragments
 	t0 := time.Now().Add(200 * time.Millisecond) // time to dial before the first frames are due
 	stepCtx, cancel := context.WithDeadline(ctx, t0.Add(v.FragmentDuration*time.Duration(frags+1)+10*time.Second))
 	defer cancel()
@@ -335,7 +343,7 @@ func (e *env) concurrentStep(ctx context.Context, v *video, n int) (*concurrentS
 	res.acks = len(lat)
 	slices.Sort(lat)
 	if len(lat) > 0 {
-		res.maxAck, res.p99Ack = lat[len(lat)-1], percentile(lat, 0.99)
+		res.maxAck, res.p99Ack, res.p50Ack = lat[len(lat)-1], percentile(lat, 0.99), percentile(lat, 0.5)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -225,9 +225,14 @@ func runFanout(ctx context.Context, e *env, sc *Scenario) error {
 	return err
 }
 
+// fanoutFlags let a server take n readers of one stream.
+func fanoutFlags(n int) []string {
+	return []string{"--getmedia-connections", strconv.Itoa(n + 10), "--getmedia-calls-per-second", "1e6"}
+}
+
 // fanoutStep runs one producer and n readers on a fresh server.
 func (e *env) fanoutStep(ctx context.Context, v *video, n int) (*fanoutStep, error) {
-	srv, err := e.startServer(ctx, nil, "--getmedia-connections", strconv.Itoa(n+10), "--getmedia-calls-per-second", "1e6")
+	srv, err := e.startServer(ctx, nil, fanoutFlags(n)...)
 	if err != nil {
 		return nil, err
 	}
@@ -236,13 +241,20 @@ func (e *env) fanoutStep(ctx context.Context, v *video, n int) (*fanoutStep, err
 	if err != nil {
 		return nil, err
 	}
+	return e.fanout(ctx, v, n, stream, srv, []*server{srv})
+}
+
+// fanout connects n GetMedia NOW readers of stream, spread evenly over
+// nodes, then sends the producer's fragments to srv and measures how the
+// readers keep up. srv is one of nodes; the server CPU is theirs together.
+func (e *env) fanout(ctx context.Context, v *video, n int, stream string, srv *server, nodes []*server) (*fanoutStep, error) {
 	res := &fanoutStep{n: n}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	payloads := make([]io.ReadCloser, n)
 	var mu sync.Mutex
 	parallel(rctx, n, 32, func(i int) error {
-		p, err := srv.getMedia(rctx, stream, "NOW")
+		p, err := nodes[i%len(nodes)].getMedia(rctx, stream, "NOW")
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -273,7 +285,7 @@ func (e *env) fanoutStep(ctx context.Context, v *video, n int) (*fanoutStep, err
 		readers = append(readers, r)
 		wg.Go(func() { r.read(p, make([]byte, 32<<10)) })
 	}
-	cpu0, own0, t0 := srv.cpu(), selfCPUSeconds(), time.Now()
+	cpu0, own0, t0 := totalCPU(nodes), selfCPUSeconds(), time.Now()
 	putErr := srv.putMedia(rctx, stream, body, func(ack) {})
 	// A reader that keeps up has every frame within 1 s of the last one
 	// being sent.
@@ -289,7 +301,7 @@ func (e *env) fanoutStep(ctx context.Context, v *video, n int) (*fanoutStep, err
 		<-waited
 	}
 	res.secs = time.Since(t0).Seconds()
-	res.serverCPU, res.ownCPU = srv.cpu()-cpu0, selfCPUSeconds()-own0
+	res.serverCPU, res.ownCPU = totalCPU(nodes)-cpu0, selfCPUSeconds()-own0
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

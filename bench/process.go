@@ -125,6 +125,12 @@ func (p *process) stop() error {
 	}
 }
 
+// kill ends the child with SIGKILL and waits for it.
+func (p *process) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
 // Linux architecture Go supports (the kernel fixes it for user space).
 const clockTicks = 100

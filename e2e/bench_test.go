@@ -9,25 +9,41 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/openkvs/openkvs/internal/testenv"
 )
 
 // `openkvs bench --quick` is the CI smoke test of the benchmark: it must
 // finish within a minute and every scenario must produce its figures. The
 // figures themselves are not checked: CI machines are noisy.
 func TestBenchQuick(t *testing.T) {
+	benchQuick(t, time.Minute, []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip", "images"})
+}
+
+// `openkvs bench --cluster --quick` runs the cluster scenarios on nodes
+// sharing a real PostgreSQL and S3 server.
+func TestBenchCluster(t *testing.T) {
+	benchQuick(t, 150*time.Second, []string{"cluster-ingest", "failover", "cluster-fan-out"},
+		"--cluster", "--catalog", testenv.Postgres(t), "--blobs", testenv.S3(t))
+}
+
+// benchQuick runs `openkvs bench --quick` with args and checks that it
+// finishes within limit and that each scenario of want produced its
+// figures.
+func benchQuick(t *testing.T, limit time.Duration, want []string, args ...string) {
 	out := filepath.Join(t.TempDir(), "bench.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "bench", "--quick", "--json", out)
+	cmd := exec.CommandContext(ctx, binary, append([]string{"bench", "--quick", "--json", out}, args...)...)
 	start := time.Now()
 	output, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("openkvs bench --quick did not finish within 60s:\n%s", output)
+		t.Fatalf("openkvs bench --quick %v did not finish within %v:\n%s", args, limit, output)
 	}
 	if err != nil {
-		t.Fatalf("openkvs bench --quick: %v\n%s", err, output)
+		t.Fatalf("openkvs bench --quick %v: %v\n%s", args, err, output)
 	}
-	t.Logf("openkvs bench --quick took %s", time.Since(start).Round(time.Second))
+	t.Logf("openkvs bench --quick %v took %s", args, time.Since(start).Round(time.Second))
 
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -56,7 +72,6 @@ func TestBenchQuick(t *testing.T) {
 	if rep.Mode != "quick" || rep.Machine.Cores == 0 || rep.Machine.GoVersion == "" {
 		t.Errorf("report header: mode %q, %d cores, Go %q", rep.Mode, rep.Machine.Cores, rep.Machine.GoVersion)
 	}
-	want := []string{"ingest", "ingest-concurrent", "catch-up", "live-latency", "fan-out", "list-fragments", "remux", "segment-ttfb", "clip", "images"}
 	got := map[string]bool{}
 	for _, s := range rep.Scenarios {
 		got[s.ID] = true

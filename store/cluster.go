@@ -68,4 +68,10 @@ type Cluster interface {
 	// cluster-wide job for ttl, or renews it; false when another live
 	// node holds it.
 	AcquireSingleton(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+
+	// Secret returns the named cluster-wide secret, which the first caller
+	// creates as a copy of value and every later caller gets unchanged:
+	// keys that every node must share, such as the one that signs playback
+	// session tokens.
+	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
 }

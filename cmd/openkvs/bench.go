@@ -20,6 +20,9 @@ func benchCmd(args []string) error {
 	fs.IntVar(&opts.Bitrate, "bitrate", 4_000_000, "camera `bits/s` of the ingest, catch-up and latency scenarios (the N-stream and fan-out scenarios are defined at 4 Mbit/s)")
 	fs.StringVar(&scenarios, "scenarios", "", "comma-separated `list` of scenarios to run (default all: "+strings.Join(bench.ScenarioIDs, ",")+")")
 	fs.StringVar(&serveArgs, "serve-args", "", "extra `flags` for every openkvs serve child, space-separated (e.g. \"--live-total-bytes 268435456\")")
+	fs.BoolVar(&opts.Cluster, "cluster", false, "run the cluster scenarios ("+strings.Join(bench.ClusterScenarioIDs, ",")+") instead: nodes sharing --catalog and --blobs")
+	fs.StringVar(&opts.Catalog, "catalog", "", "PostgreSQL `URL` the cluster scenarios' nodes share (the bench creates streams there and deletes them at the end)")
+	fs.StringVar(&opts.Blobs, "blobs", "", "s3:// `URL` of the bucket the cluster scenarios' nodes share")
 	fs.BoolVar(&metricsAB, "metrics-ab", false, "run the scenarios twice, the server's metrics on (--metrics=true) then off, and print each figure's ratio")
 	// The baseline server runs as a child of the bench, so that its CPU time
 	// is measured the way the openkvs server's is.
@@ -41,6 +44,9 @@ func benchCmd(args []string) error {
 	}
 	if scenarios != "" {
 		opts.Scenarios = strings.Split(scenarios, ",")
+	}
+	if opts.Cluster && (opts.Catalog == "" || opts.Blobs == "") {
+		return fmt.Errorf("--cluster needs --catalog postgres://... and --blobs s3://...: the nodes it starts share them")
 	}
 	opts.ServeFlags = strings.Fields(serveArgs)
 	exe, err := os.Executable()

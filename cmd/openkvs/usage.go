@@ -85,9 +85,13 @@ ffmpeg -i in.mp4 -c copy -f matroska - | openkvs put --stream NAME -
 `
 
 const benchUsage = `Usage: openkvs bench [--quick] [--json FILE] [--target URL]
+       openkvs bench --cluster --catalog postgres://... --blobs s3://... [--quick]
 
 Measures an openkvs server (its own child, or --target) on loopback against
-baselines measured in the same run, and prints a table.
+baselines measured in the same run, and prints a table. With --cluster it
+starts nodes sharing the catalog and bucket given and measures ingest on
+them beside the embedded backends, failover after kill -9 of a stream's
+owner, and fan-out over 3 nodes beside 1.
 `
 
 // setUsage makes text, then the flags, the help of fs.

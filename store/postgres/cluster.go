@@ -272,3 +272,18 @@ func (c *Catalog) AcquireSingleton(ctx context.Context, name, owner string, ttl 
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// Secret stores value under name unless a secret of that name exists, and
+// returns the one stored. Of nodes starting together one insert wins; the
+// others' inserts wait for its commit, so the read that follows, a
+// statement of its own, sees it.
+func (c *Catalog) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if _, err := c.pool.Exec(ctx, `INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	var stored []byte
+	if err := c.pool.QueryRow(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&stored); err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return stored, nil
+}

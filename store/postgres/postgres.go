@@ -84,6 +84,10 @@ var migrations = []string{
 		name       text COLLATE "C" PRIMARY KEY,
 		owner      text COLLATE "C" NOT NULL,
 		expires_at timestamptz NOT NULL
+	);
+	CREATE TABLE secrets (
+		name  text COLLATE "C" PRIMARY KEY,
+		value bytea NOT NULL
 	)`,
 }
 

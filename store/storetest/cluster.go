@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ func TestCluster(t *testing.T, open OpenCatalog) {
 		"ExpiryTakeover": testExpiryTakeover,
 		"Fencing":        testFencing,
 		"Singleton":      testSingleton,
+		"Secret":         testSecret,
 		"FencingRace":    testFencingRace,
 	}
 	for name, fn := range tests {
@@ -504,4 +506,37 @@ func testFencingRace(t *testing.T, open OpenCatalog) {
 		t.Fatalf("%d takeovers, %d rows: %d commits under an older epoch ended after a takeover", takeovers, all, staleRows)
 	}
 	t.Logf("%d takeovers, %d rows, 0 stale", takeovers, all)
+}
+
+// testSecret checks that every node gets the secret the first one stored,
+// also when they ask together.
+func testSecret(t *testing.T, open OpenCatalog) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	nodes := []ClusterCatalog{openCluster(t, open, dir), openCluster(t, open, dir), openCluster(t, open, dir)}
+	got := make([][]byte, len(nodes))
+	var wg sync.WaitGroup
+	for i, c := range nodes {
+		wg.Go(func() {
+			v, err := c.Secret(ctx, "key", []byte{byte(i), 1, 2, 3})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != 4 || !bytes.Equal(got[i], got[0]) || !bytes.Equal(got[i][1:], []byte{1, 2, 3}) {
+			t.Fatalf("nodes got secrets %v: want one of the values offered, the same for all", got)
+		}
+	}
+	again, err := nodes[1].Secret(ctx, "key", []byte("other"))
+	if err != nil || !bytes.Equal(again, got[0]) {
+		t.Fatalf("Secret later = %q, %v; want %v", again, err, got[0])
+	}
+	other, err := nodes[2].Secret(ctx, "other", []byte("x"))
+	if err != nil || string(other) != "x" {
+		t.Fatalf("another secret = %q, %v; want x", other, err)
+	}
 }
