@@ -3,16 +3,20 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 
 	"github.com/openkvs/openkvs/internal/testenv"
 )
@@ -135,6 +139,13 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("cam-a has %d fragments before the migration, want 6", n)
 	}
 
+	// A playback URL made before the move plays after it: the cluster
+	// takes the server's session key.
+	playlist := hlsURL(t, src, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("cam-a"),
+		PlaybackMode: types.HLSPlaybackModeOnDemand, HLSFragmentSelector: &types.HLSFragmentSelector{
+			FragmentSelectorType: types.HLSFragmentSelectorTypeServerTimestamp,
+			TimestampRange:       &types.HLSTimestampRange{StartTimestamp: aws.Time(time.Now().Add(-time.Hour)), EndTimestamp: aws.Time(time.Now())}}})
+
 	args := []string{"--data", src.Data, "--catalog", dsn, "--blobs", bucket}
 	if _, stderr, code := migrateRun(t, nil, args...); code != 1 || stderr != "openkvs: "+src.Data+" is in use: stop the openkvs server running on it, then migrate\n" {
 		t.Fatalf("migrate while the server runs: exit %d, stderr %q; want 1 and that it is in use", code, stderr)
@@ -156,6 +167,10 @@ func TestMigrate(t *testing.T) {
 	}
 
 	node := startServerAt(t, t.TempDir(), "--catalog", dsn, "--blobs", bucket, "--node-id", "n1")
+	moved := node.URL + playlist[strings.Index(playlist, "/hls/"):]
+	if status, _, body := httpGet(t, moved); status != http.StatusOK || !bytes.HasPrefix(body, []byte("#EXTM3U")) {
+		t.Errorf("a playlist URL made before the migration, on the node after it: %d %q; want 200 and a playlist", status, body)
+	}
 	got := viewOf(t, node, names)
 	for _, c := range []struct {
 		what      string

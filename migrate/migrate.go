@@ -33,14 +33,17 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openkvs/openkvs/imagegen"
+	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/store"
 )
 
-// Target is where a copy goes: a catalog that imports streams, and blobs.
+// Target is where a copy goes: a shared catalog that imports streams, and
+// blobs.
 type Target struct {
 	Catalog interface {
 		store.Catalog
 		store.Importer
+		store.Cluster
 	}
 	Blobs store.Blobs
 }
@@ -49,6 +52,10 @@ type Target struct {
 type Source struct {
 	Catalog store.Catalog
 	Blobs   store.Blobs
+	// SessionKey signs the source's playback session tokens (nil for
+	// none): it becomes the cluster's, so that playback URLs made before
+	// the move keep working, unless the target has a key already.
+	SessionKey []byte
 }
 
 // Options tunes a copy.
@@ -71,7 +78,10 @@ type Summary struct {
 	Images     int   // generated images copied
 	Bytes      int64 // blob bytes copied
 	Deleted    int   // deleted streams whose IDs were reserved
-	Duration   time.Duration
+	// KeyKept reports whether the target signs playback session tokens
+	// with the source's key.
+	KeyKept  bool
+	Duration time.Duration
 }
 
 // ConflictError is a copy refused because the target holds other streams
@@ -126,6 +136,13 @@ func Run(ctx context.Context, src Source, dst Target, opts Options) (Summary, er
 	}
 	if err := r.images(ctx); err != nil {
 		return r.sum, err
+	}
+	if src.SessionKey != nil {
+		key, err := dst.Catalog.Secret(ctx, streaming.SharedKeyName, src.SessionKey)
+		if err != nil {
+			return r.sum, fmt.Errorf("target: %w", err)
+		}
+		r.sum.KeyKept = bytes.Equal(key, src.SessionKey)
 	}
 	r.sum.Duration = time.Since(start)
 	return r.sum, nil

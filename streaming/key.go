@@ -12,6 +12,10 @@ import (
 // keySize is the length of a session key: an HMAC-SHA256 key of 256 bits.
 const keySize = 32
 
+// SharedKeyName names the session key in a cluster's shared secrets
+// (store.Cluster.Secret): every node signs and checks tokens with it.
+const SharedKeyName = "playback-session-key"
+
 // LoadKey returns the session key kept in the file at path, creating the file
 // with a new random key (mode 0600, written atomically and synced) when it
 // does not exist, so that session URLs survive a restart.

@@ -142,7 +142,7 @@ func openMedia(m *mediaConfig, data string, catalog store.Catalog, svc *streams.
 	if shared, ok := catalog.(store.Cluster); ok {
 		// A playback URL made by one node is played through any node: they
 		// sign and check session tokens with one key, the first node's.
-		if key, err = shared.Secret(context.Background(), "playback-session-key", key); err != nil {
+		if key, err = shared.Secret(context.Background(), streaming.SharedKeyName, key); err != nil {
 			return nil, err
 		}
 	}

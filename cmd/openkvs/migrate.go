@@ -63,6 +63,7 @@ func migrateCmd(args []string) error {
 	target, ok := catalog.(interface {
 		store.Catalog
 		store.Importer
+		store.Cluster
 	})
 	if !ok {
 		return errors.New("--catalog must be a postgres:// or postgresql:// URL")
@@ -74,7 +75,11 @@ func migrateCmd(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	fmt.Printf("copying %s into the catalog and bucket given\n", data)
-	sum, err := migrate.Run(ctx, migrate.Source{Catalog: srcCatalog, Blobs: srcBlobs},
+	key, err := os.ReadFile(filepath.Join(data, "session.key"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read the playback session key: %w", err)
+	}
+	sum, err := migrate.Run(ctx, migrate.Source{Catalog: srcCatalog, Blobs: srcBlobs, SessionKey: key},
 		migrate.Target{Catalog: target, Blobs: blobs}, migrate.Options{Progress: os.Stdout})
 	if err != nil {
 		return err
@@ -82,5 +87,8 @@ func migrateCmd(args []string) error {
 	fmt.Printf("migrated %d streams (%d new), %d fragments (%d copied), %d headers and %d images copied, %s in %.2f s\n",
 		sum.Streams, sum.NewStreams, sum.Fragments, sum.Copied, sum.Headers, sum.Images,
 		formatBytes(float64(sum.Bytes)), sum.Duration.Seconds())
+	if key != nil && !sum.KeyKept {
+		fmt.Println("the cluster already had a playback session key: HLS and DASH URLs made before the move no longer play")
+	}
 	return nil
 }
