@@ -34,7 +34,7 @@ type nodes struct {
 // startNodes starts n cluster nodes with extra flags.
 func (e *env) startNodes(ctx context.Context, n int, flags ...string) (*nodes, error) {
 	if e.opts.Catalog == "" || e.opts.Blobs == "" {
-		return nil, errors.New("the cluster scenarios need --catalog postgres://... and --blobs s3://...")
+		return nil, errors.New("the cluster scenarios need --catalog (a PostgreSQL URL) and --blobs (an s3:// URL)")
 	}
 	if !e.local() {
 		return nil, errors.New("the cluster scenarios start their own nodes: not with --target")
