@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -353,10 +352,21 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	}
 	frags := e.plan.concurrentFragments
 	kvsStep := func(n int) (*concurrentStep, error) { return e.concurrentStep(ctx, v, n) }
-	base := &server{api: newAPI(e.baseline.URL), proc: e.baseline}
-	defer base.close()
+	// A fresh baseline child for each step, as openkvs gets: the RSS the
+	// previous step left would hide this one's.
 	baseStep := func(n int) (*concurrentStep, error) {
-		defer os.RemoveAll(filepath.Join(e.dir, "baseline", "ingest"))
+		data, err := os.MkdirTemp(e.dir, "baseline-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(data)
+		p, err := startProcess(ctx, e.opts.Executable, "bench", "--baseline-server", "--baseline-data", data)
+		if err != nil {
+			return nil, fmt.Errorf("baseline server: %w", err)
+		}
+		defer p.stop()
+		base := &server{api: newAPI(p.URL), proc: p}
+		defer base.close()
 		return e.realTime(ctx, base, v, n, frags, fmt.Sprintf("b%d", n))
 	}
 
@@ -373,8 +383,8 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	if kvs.best != nil && kvs.best.rssPeak > 0 {
 		sc.add(figure("server RSS at largest N", float64(kvs.best.rssPeak)/(1<<20), "MiB"))
 	}
-	sc.note("the baseline server (a child of the bench) does the least per stream: reads the chunked body, finds where each Cluster starts, writes each fragment to a file of its own, fsyncs it and sends one PERSISTED ACK line; same producers, same pass rule")
-	sc.note("each step: a fresh server (or the target; for the baseline, its one child) and N streams, each given one small fragment first (so that its storage directories exist); then N producers, started evenly over one fragment (2 s), each send %d fragments of 30 fps frames in real time on a new connection; a fragment ends when its producer starts the next Cluster (or ends the body)", frags)
+	sc.note("the baseline server (a child of the bench, fresh for each step) does the least per stream: reads the chunked body, finds where each Cluster starts, writes each fragment to a file of its own, fsyncs it and sends one PERSISTED ACK line; same producers, same pass rule")
+	sc.note("each step: a fresh server (or the target) and N streams, each given one small fragment first (so that its storage directories exist); then N producers, started evenly over one fragment (2 s), each send %d fragments of 30 fps frames in real time on a new connection; a fragment ends when its producer starts the next Cluster (or ends the body)", frags)
 	sc.note("search: doubling from %d, then bisecting, within %s each; openkvs steps: %s; baseline steps: %s", e.plan.concurrentStart, e.plan.concurrentBudget,
 		strings.Join(kvs.lines, "; "), strings.Join(bs.lines, "; "))
 	if err != nil {

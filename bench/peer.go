@@ -268,7 +268,9 @@ func (p *rtspPublisher) run(ctx context.Context, url string) error {
 	forma := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: p.sps, PPS: p.pps}
 	media := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
 	tcp := gortsplib.ProtocolTCP
-	c := &gortsplib.Client{Protocol: &tcp}
+	// A key frame is about 90 RTP packets; frames that a busy machine
+	// sends late go out together: the default queue (256) would overflow.
+	c := &gortsplib.Client{Protocol: &tcp, WriteQueueSize: 4096}
 	if err := c.StartRecording(url, &description.Session{Medias: []*description.Media{media}}); err != nil {
 		return fmt.Errorf("RTSP publish to %s: %w", url, err)
 	}
