@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,12 @@ import (
 //   - GET /files/NAME serves dir/NAME with http.ServeContent (sendfile from
 //     the page cache).
 //   - A TCP listener echoes every byte back: the loopback round trip.
+//   - POST /putMedia takes a PutMedia body (chunked, as a camera sends it)
+//     and does the least a server must for each fragment: find where each
+//     Cluster starts, write each fragment to a file of its own, fsync it,
+//     and answer one PERSISTED ACK line, as openkvs does. POST
+//     /createStream makes the stream's directory. Nothing else of the KVS
+//     protocol is checked or kept.
 //
 // It logs one JSON line {"msg":"listening","url":...,"echo":...} to logw,
 // as `openkvs serve --log-format json` does.
@@ -53,6 +60,21 @@ func ServeBaseline(ctx context.Context, dir string, logw io.Writer) error {
 		}
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("POST /createStream", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ StreamName string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "ingest", filepath.Base(in.StreamName)), 0o755); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "{}")
+	})
+	mux.HandleFunc("POST /putMedia", func(w http.ResponseWriter, r *http.Request) {
+		putMedia(w, r, filepath.Join(dir, "ingest", filepath.Base(r.Header.Get("x-amzn-stream-name"))))
+	})
 	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Open(filepath.Join(dir, filepath.Base(r.PathValue("name"))))
 		if err != nil {
@@ -78,6 +100,80 @@ func ServeBaseline(ctx context.Context, dir string, logw io.Writer) error {
 		return fmt.Errorf("baseline serve: %w", err)
 	}
 	return nil
+}
+
+// putMedia stores each fragment of the body as a file of its own in dir,
+// fsyncs it and then sends its PERSISTED ACK; the header (before the first
+// Cluster) goes to a file of its own without an ACK.
+func putMedia(w http.ResponseWriter, r *http.Request, dir string) {
+	rc := http.NewResponseController(w)
+	if err := rc.EnableFullDuplex(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	var file *os.File
+	files := 0
+	open := func() (err error) {
+		file, err = os.Create(filepath.Join(dir, strconv.Itoa(files)))
+		files++
+		return err
+	}
+	fr := &fragmenter{write: func(p []byte) error {
+		_, err := file.Write(p)
+		return err
+	}}
+	// done completes the file being written: fsync, close, then the ACK
+	// of the fragment it holds.
+	done := func() error {
+		err := file.Sync()
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || fr.Clusters == 0 {
+			return err
+		}
+		fmt.Fprintf(w, `{"EventType":"PERSISTED","FragmentTimecode":%d,"FragmentNumber":"%d"}`+"\n", fr.Timecode, fr.Clusters)
+		return rc.Flush()
+	}
+	fr.cut = func() error {
+		if err := done(); err != nil {
+			return err
+		}
+		return open()
+	}
+	err := open()
+	if err == nil {
+		err = readInto(r.Body, make([]byte, 64<<10), fr.feed)
+		if err == nil {
+			err = done()
+		} else {
+			file.Close()
+		}
+	}
+	if err != nil {
+		b, _ := json.Marshal(err.Error())
+		fmt.Fprintf(w, `{"EventType":"ERROR","ErrorId":5000,"ErrorCode":%s}`+"\n", b)
+	}
+}
+
+// readInto reads r to its end, handing each read to fn.
+func readInto(r io.Reader, buf []byte, fn func([]byte) error) error {
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if err := fn(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // writeSynced copies r to a new file, fsyncing after every cadence bytes

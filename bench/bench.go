@@ -9,7 +9,11 @@
 //     writes them to a file with the same fsync cadence (one per fragment).
 //   - ingest-concurrent: the largest number N of 4 Mbit/s real-time
 //     producers for which every PERSISTED ACK comes within 1 s of its
-//     fragment's end, and the server's RSS, total and per stream.
+//     fragment's end, against the baseline server's N' with the same
+//     producers (a file, an fsync and an ACK line per fragment); then CPU
+//     seconds per stream-minute and RSS per stream at a fixed N for both,
+//     and for MediaMTX (RTSP publishers, fMP4 recording) when its binary is
+//     given.
 //   - catch-up: one GetMedia session reading stored fragments from the
 //     start, in MB/s, against a plain HTTP GET of the same bytes from a file.
 //   - live-latency: from the producer handing a frame to its connection to a
@@ -75,6 +79,10 @@ type Options struct {
 	// the s3:// bucket Blobs.
 	Cluster        bool
 	Catalog, Blobs string
+	// MediaMTX is the path of a MediaMTX binary (bench/peers/build-mediamtx.sh
+	// builds one): ingest-concurrent then measures it at the same fixed N as
+	// openkvs, RTSP publishers recording to fMP4. "" leaves it out.
+	MediaMTX string
 }
 
 // ScenarioIDs lists every scenario, in the order they run.
@@ -88,8 +96,9 @@ type plan struct {
 	ingestBytes  int64 // per round and side
 
 	concurrentStart, concurrentMax int
-	concurrentFragments            int // per producer and step
-	concurrentBudget               time.Duration
+	concurrentFragments            int           // per producer and step
+	concurrentBudget               time.Duration // per search: openkvs, then the baseline
+	concurrentFixed                int           // N of the CPU and RSS per stream figures
 
 	catchUpBytes  int64
 	catchUpRounds int
@@ -126,9 +135,9 @@ type plan struct {
 }
 
 var fullPlan = plan{
-	deadline:     9*time.Minute + 30*time.Second,
+	deadline:     12*time.Minute + 30*time.Second,
 	ingestRounds: 4, ingestBytes: 256e6,
-	concurrentStart: 50, concurrentMax: 2000, concurrentFragments: 4, concurrentBudget: 150 * time.Second,
+	concurrentStart: 50, concurrentMax: 2000, concurrentFragments: 4, concurrentBudget: 150 * time.Second, concurrentFixed: 100,
 	catchUpBytes: 1e9, catchUpRounds: 3,
 	latencyRounds: 2, latencyFragments: 8,
 	fanoutStart: 125, fanoutMax: 8000, fanoutFragments: 5, fanoutBudget: 150 * time.Second,
@@ -145,7 +154,7 @@ var fullPlan = plan{
 var quickPlan = plan{
 	deadline:     55 * time.Second,
 	ingestRounds: 2, ingestBytes: 32e6,
-	concurrentStart: 8, concurrentMax: 64, concurrentFragments: 2, concurrentBudget: 12 * time.Second,
+	concurrentStart: 8, concurrentMax: 64, concurrentFragments: 2, concurrentBudget: 12 * time.Second, concurrentFixed: 8,
 	catchUpBytes: 64e6, catchUpRounds: 2,
 	latencyRounds: 1, latencyFragments: 2,
 	fanoutStart: 10, fanoutMax: 100, fanoutFragments: 2, fanoutBudget: 10 * time.Second,
@@ -407,7 +416,7 @@ func (e *env) createStream(ctx context.Context, s *server, name string, retentio
 	if err := s.createStream(ctx, full, retentionHours); err != nil {
 		return "", fmt.Errorf("create stream: %w", err)
 	}
-	if !e.local() {
+	if s.proc == nil { // the target: the bench's own children are thrown away
 		e.mu.Lock()
 		e.created = append(e.created, full)
 		e.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -189,6 +190,7 @@ type concurrentStep struct {
 	lateness          time.Duration // the most a producer sent a frame after its time
 	serverCPU, ownCPU float64       // CPU seconds during the step
 	secs              float64       // wall time of the streaming part
+	steady            cpuWindow     // while all N producers stream
 }
 
 func (c *concurrentStep) pass() bool {
@@ -210,8 +212,134 @@ func (c *concurrentStep) String() string {
 	return s
 }
 
-// runConcurrent finds the largest number of real-time 4 Mbit/s producers
-// whose every PERSISTED ACK comes within 1 s of the fragment's end.
+// rssPerStream is the step's RSS per stream in MiB: the growth from before
+// the producers started to the peak, over N.
+func rssPerStream(idle, peak int64, n int) float64 {
+	return float64(peak-idle) / float64(n) / (1 << 20)
+}
+
+// cpuWindow is the CPU time of a server and of the bench over a stretch
+// of wall time.
+type cpuWindow struct {
+	server, own, secs float64
+}
+
+// perStreamMinute is the server's CPU seconds per stream-minute with n
+// streams: CPU seconds over stream-minutes of wall time.
+func (w cpuWindow) perStreamMinute(n int) float64 {
+	if w.secs == 0 || n == 0 {
+		return 0
+	}
+	return w.server / (float64(n) * w.secs / 60)
+}
+
+// measureWindow reads the CPU time of the server (by serverCPU) and of the
+// bench at from and at to. The returned function waits for the second
+// reading, or gives up on it if the stretch has not ended or ctx ended:
+// then ok is false.
+func measureWindow(ctx context.Context, from, to time.Time, serverCPU func() float64) func() (w cpuWindow, ok bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var res cpuWindow
+	var ok bool
+	go func() {
+		defer close(done)
+		if !to.After(from) || !sleepUntil(ctx, from) {
+			return
+		}
+		s0, o0 := serverCPU(), selfCPUSeconds()
+		if !sleepUntil(ctx, to) {
+			return
+		}
+		res, ok = cpuWindow{server: serverCPU() - s0, own: selfCPUSeconds() - o0, secs: to.Sub(from).Seconds()}, true
+	}()
+	return func() (cpuWindow, bool) {
+		if time.Now().Before(to) {
+			cancel()
+		}
+		<-done
+		cancel()
+		return res, ok
+	}
+}
+
+// sleepUntil waits until t; false if ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// streamSearch is the outcome of one search for the largest N.
+type streamSearch struct {
+	best  *concurrentStep // the step at the largest N that passed
+	n     int
+	steps map[int]*concurrentStep
+	lines []string
+	// bounded: a step failed, so N is what the server sustains, not where
+	// the search stopped.
+	bounded bool
+}
+
+// searchStreams ramps the number of real-time producers of step within the
+// scenario's budget.
+func (e *env) searchStreams(ctx context.Context, who string, limit int, step func(n int) (*concurrentStep, error)) (*streamSearch, error) {
+	s := &streamSearch{steps: map[int]*concurrentStep{}}
+	r := &ramp{start: min(e.plan.concurrentStart, limit), limit: limit}
+	var err error
+	s.best, s.n, err = search(ctx, r, e.plan.concurrentBudget, func(n int) (*concurrentStep, bool, error) {
+		res, err := step(n)
+		if err != nil {
+			return nil, false, err
+		}
+		s.steps[n] = res
+		s.lines = append(s.lines, res.String())
+		e.progress("ingest-concurrent, %s: %s", who, res)
+		return res, res.pass(), nil
+	})
+	s.bounded = r.fail != 0
+	return s, err
+}
+
+// at returns the step of the search at n, running one if the search did
+// not try n.
+func (s *streamSearch) at(n int, step func(n int) (*concurrentStep, error)) (*concurrentStep, error) {
+	if res, ok := s.steps[n]; ok {
+		return res, nil
+	}
+	res, err := step(n)
+	if err == nil {
+		s.steps[n] = res
+	}
+	return res, err
+}
+
+// ofBaseline records the goal "N >= share of the baseline's N'" of two
+// searches for the largest N that passes. Unless both were bounded by a
+// step that failed, at least one N is where its search stopped, not what
+// its server sustains: the goal was not tried.
+func (f *Figure) ofBaseline(share float64, bounded bool) {
+	text := fmt.Sprintf(">= %.1f of baseline", share)
+	switch {
+	case !bounded:
+		f.Target, f.NotTried = text, "a search stopped before a step failed"
+	case f.Ratio == nil:
+		f.Target, f.NotTried = text, "the baseline passed no step"
+	default:
+		f.goal(text, *f.Ratio >= share)
+	}
+}
+
+// runConcurrent finds the largest number N of real-time 4 Mbit/s producers
+// whose every PERSISTED ACK comes within 1 s of the fragment's end, for
+// openkvs and for the baseline server (N'), then compares the CPU and RSS
+// per stream of openkvs, the baseline and (when given) MediaMTX at one
+// fixed N.
 func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	v := e.video
 	if v.Bitrate != 4_000_000 {
@@ -222,35 +350,121 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 		limit = max(fit, 1)
 		sc.note("at most %d streams: the limit on open files is %d", limit, e.maxFiles)
 	}
-	r := &ramp{start: min(e.plan.concurrentStart, limit), limit: limit}
-	var steps []string
-	best, n, err := search(ctx, r, e.plan.concurrentBudget, func(n int) (*concurrentStep, bool, error) {
-		res, err := e.concurrentStep(ctx, v, n)
+	frags := e.plan.concurrentFragments
+	kvsStep := func(n int) (*concurrentStep, error) { return e.concurrentStep(ctx, v, n) }
+	// A fresh baseline child for each step, as openkvs gets: the RSS the
+	// previous step left would hide this one's.
+	baseStep := func(n int) (*concurrentStep, error) {
+		data, err := os.MkdirTemp(e.dir, "baseline-")
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		steps = append(steps, res.String())
-		e.progress("ingest-concurrent %s", res)
-		return res, res.pass(), nil
-	})
+		defer os.RemoveAll(data)
+		p, err := startProcess(ctx, e.opts.Executable, "bench", "--baseline-server", "--baseline-data", data)
+		if err != nil {
+			return nil, fmt.Errorf("baseline server: %w", err)
+		}
+		defer p.stop()
+		base := &server{api: newAPI(p.URL), proc: p}
+		defer base.close()
+		return e.realTime(ctx, base, v, n, frags, fmt.Sprintf("b%d", n))
+	}
+
+	kvs, err := e.searchStreams(ctx, "openkvs", limit, kvsStep)
 	// What passed before an error (or the run's deadline) still counts.
-	sc.add(figure("largest N, every ACK within 1 s", float64(n), "streams").atLeast(500, n, limit))
-	if best != nil && best.rssPeak > 0 {
-		sc.add(figure("server RSS at that N", float64(best.rssPeak)/(1<<20), "MiB"),
-			figure("RSS per stream", float64(best.rssPeak-best.rssIdle)/float64(n)/(1<<20), "MiB"))
-		sc.note("RSS per stream is (peak RSS - RSS before the producers started) / N; it includes each stream's live window of recent fragments (bounded by --live-stream-bytes and --live-total-bytes) and the garbage the Go collector has not yet reclaimed")
+	f := figure("largest N, every ACK within 1 s", float64(kvs.n), "streams")
+	sc.add(f)
+	if err != nil {
+		return err
 	}
-	sc.note("each step: a fresh server (or the target) and N streams, each given one small fragment first (so that its storage directories exist); then N producers, started evenly over one fragment (2 s), each send %d fragments of 30 fps frames in real time on a new connection; a fragment ends when its producer starts the next Cluster (or ends the body)", e.plan.concurrentFragments)
-	sc.note("search: doubling from %d, then bisecting, within %s; steps: %s", e.plan.concurrentStart, e.plan.concurrentBudget, strings.Join(steps, "; "))
-	if n == limit {
-		sc.note("every step passed: %d streams is the search's limit, not the server's", limit)
+	bs, err := e.searchStreams(ctx, "baseline", limit, baseStep)
+	f.against("baseline server", float64(bs.n))
+	f.ofBaseline(0.8, kvs.bounded && bs.bounded)
+	if kvs.best != nil && kvs.best.rssPeak > 0 {
+		sc.add(figure("server RSS at largest N", float64(kvs.best.rssPeak)/(1<<20), "MiB"))
 	}
+	sc.note("the baseline server (a child of the bench, fresh for each step) does the least per stream: reads the chunked body, finds where each Cluster starts, writes each fragment to a file of its own, fsyncs it and sends one PERSISTED ACK line; same producers, same pass rule")
+	sc.note("each step: a fresh server (or the target) and N streams, each given one small fragment first (so that its storage directories exist); then N producers, started evenly over one fragment (2 s), each send %d fragments of 30 fps frames in real time on a new connection; a fragment ends when its producer starts the next Cluster (or ends the body)", frags)
+	sc.note("search: doubling from %d, then bisecting, within %s each; openkvs steps: %s; baseline steps: %s", e.plan.concurrentStart, e.plan.concurrentBudget,
+		strings.Join(kvs.lines, "; "), strings.Join(bs.lines, "; "))
+	if err != nil {
+		return err
+	}
+
+	fixed := min(e.plan.concurrentFixed, limit)
+	kf, err := kvs.at(fixed, kvsStep)
+	if err != nil {
+		return err
+	}
+	bf, err := bs.at(fixed, baseStep)
+	if err != nil {
+		return err
+	}
+	notAt100 := ""
+	if fixed != 100 {
+		notAt100 = fmt.Sprintf("the goal is set at N=100, this run measured N=%d", fixed)
+	}
+	cpuName, rssName := fmt.Sprintf("server CPU per stream, N=%d", fixed), fmt.Sprintf("RSS per stream, N=%d", fixed)
+	const cpuUnit = "CPU s/stream-min"
+	if e.local() {
+		sc.add(figure(cpuName, kf.steady.perStreamMinute(fixed), cpuUnit).against("baseline server", bf.steady.perStreamMinute(fixed)))
+		rss := figure(rssName, rssPerStream(kf.rssIdle, kf.rssPeak, fixed), "MiB").against("baseline server", rssPerStream(bf.rssIdle, bf.rssPeak, fixed))
+		if notAt100 != "" {
+			rss.Target, rss.NotTried = "<= 2 MiB", notAt100
+		} else {
+			rss.goal("<= 2 MiB", rss.Value <= 2)
+		}
+		sc.add(rss)
+	}
+	sc.note("CPU per stream at N=%d: the server's CPU seconds from one fragment after the first producer started to %d fragments after (while all N stream), over the stream-minutes of that stretch; the openkvs and baseline figures come from their searches' steps at N=%d (openkvs: %s; baseline: %s)",
+		fixed, frags, fixed, kf, bf)
+	sc.note("RSS per stream is (peak RSS - RSS before the producers started) / N; openkvs's includes each stream's live window of recent fragments (bounded by --live-stream-bytes and --live-total-bytes) and the garbage the Go collector has not yet reclaimed")
 	if e.local() {
 		sc.note("child started with --max-conns-per-ip %d (the open-file limit; the default, 1024, would refuse producers past it: they all dial from 127.0.0.1)", e.maxFiles)
 	} else {
-		sc.note("against %s: no RSS figure; its own --max-conns-per-ip applies (1024 by default)", e.opts.Target)
+		sc.note("against %s: no CPU or RSS figure for openkvs; its own --max-conns-per-ip applies (1024 by default)", e.opts.Target)
 	}
-	return err
+
+	if e.opts.MediaMTX == "" {
+		sc.note("MediaMTX not measured: give its binary with --peer mediamtx=PATH (bench/peers/build-mediamtx.sh builds it)")
+		return nil
+	}
+	e.progress("ingest-concurrent, MediaMTX: N=%d ...", fixed)
+	pm, err := e.mediamtxStep(ctx, e.opts.MediaMTX, v, fixed, frags)
+	if err != nil {
+		return fmt.Errorf("MediaMTX: %w", err)
+	}
+	e.progress("ingest-concurrent, MediaMTX: %s", pm)
+	peer := "MediaMTX " + pm.version + ", RTSP publishers, fMP4 recording"
+	if e.local() {
+		cpu := figure(cpuName+", vs MediaMTX", kf.steady.perStreamMinute(fixed), cpuUnit).against(peer, pm.steady.perStreamMinute(fixed))
+		switch {
+		case notAt100 != "":
+			cpu.Target, cpu.NotTried = "<= 0.6 of MediaMTX", notAt100
+		case cpu.Ratio != nil:
+			cpu.goal("<= 0.6 of MediaMTX", *cpu.Ratio <= 0.6)
+		}
+		sc.add(cpu, figure(rssName+", vs MediaMTX", rssPerStream(kf.rssIdle, kf.rssPeak, fixed), "MiB").against(peer, rssPerStream(pm.rssIdle, pm.rssPeak, fixed)))
+	}
+	sc.note("MediaMTX at N=%d: %s", fixed, pm)
+	sc.note("MediaMTX never fsyncs its recordings (v1.20.1: internal/recorder writes each fMP4 part with a plain write and closes segments without Sync), nor acknowledges anything to its publishers; openkvs fsyncs every fragment before its PERSISTED ACK")
+	return nil
+}
+
+func (p *peerStep) String() string {
+	s := fmt.Sprintf("N=%d, %d publishers failed", p.n, p.failed)
+	if p.firstErr != nil {
+		s += fmt.Sprintf(" (%v)", p.firstErr)
+	}
+	s += fmt.Sprintf("; recorded %d segment files, %.1f MB of the %.1f MB of H.264 sent", p.files, float64(p.recordedBytes)/1e6, float64(p.sentBytes)/1e6)
+	if p.steady.secs > 0 {
+		s += fmt.Sprintf("; MediaMTX CPU %.0f%%, bench (the RTSP publishers) %.0f%% of one core while all N streamed", 100*p.steady.server/p.steady.secs, 100*p.steady.own/p.steady.secs)
+	}
+	s += fmt.Sprintf("; RSS %.0f MiB before the publishers, %.0f MiB at peak", float64(p.rssIdle)/(1<<20), float64(p.rssPeak)/(1<<20))
+	if p.lateness > 100*time.Millisecond {
+		s += fmt.Sprintf("; the bench sent frames up to %.0f ms late", ms(p.lateness))
+	}
+	return s
 }
 
 // concurrentStep runs n real-time producers on a fresh server.
@@ -295,6 +509,7 @@ func (e *env) realTime(ctx context.Context, srv *server, v *video, n, frags int,
 		peakRSS = sampleRSS(pid, 250*time.Millisecond)
 	}
 	cpu0, own0 := srv.cpu(), selfCPUSeconds()
+	window := measureWindow(stepCtx, t0.Add(v.FragmentDuration), t0.Add(v.FragmentDuration*time.Duration(frags)), srv.cpu)
 
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -337,6 +552,7 @@ func (e *env) realTime(ctx context.Context, srv *server, v *video, n, frags int,
 	wg.Wait()
 	res.secs = time.Since(t0).Seconds()
 	res.serverCPU, res.ownCPU = srv.cpu()-cpu0, selfCPUSeconds()-own0
+	res.steady, _ = window()
 	if peakRSS != nil {
 		res.rssPeak = peakRSS()
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func benchQuick(t *testing.T, limit time.Duration, want []string, args ...string
 		Scenarios []struct {
 			ID      string
 			Error   string
+			Notes   []string
 			Figures []struct {
 				Name     string
 				Value    *float64
@@ -80,6 +82,10 @@ func benchQuick(t *testing.T, limit time.Duration, want []string, args ...string
 		}
 		if len(s.Figures) == 0 {
 			t.Errorf("scenario %s produced no figure", s.ID)
+		}
+		// Without --peer the bench leaves MediaMTX out, and says so.
+		if s.ID == "ingest-concurrent" && !slices.Contains(s.Notes, "MediaMTX not measured: give its binary with --peer mediamtx=PATH (bench/peers/build-mediamtx.sh builds it)") {
+			t.Errorf("scenario %s: no note that MediaMTX was not measured in %q", s.ID, s.Notes)
 		}
 		for i, f := range s.Figures {
 			if f.Value == nil || math.IsNaN(*f.Value) || math.IsInf(*f.Value, 0) {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/openkvs/openkvs/bench"
@@ -11,7 +12,7 @@ import (
 
 func benchCmd(args []string) error {
 	var opts bench.Options
-	var jsonFile, scenarios, baselineDir, serveArgs string
+	var jsonFile, scenarios, baselineDir, serveArgs, peer string
 	var baseline, metricsAB bool
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&opts.Quick, "quick", false, "small sizes, under a minute: the CI smoke run (figures are not comparable with a full run)")
@@ -23,6 +24,7 @@ func benchCmd(args []string) error {
 	fs.BoolVar(&opts.Cluster, "cluster", false, "run the cluster scenarios ("+strings.Join(bench.ClusterScenarioIDs, ",")+") instead: nodes sharing --catalog and --blobs")
 	fs.StringVar(&opts.Catalog, "catalog", "", "PostgreSQL `URL` the cluster scenarios' nodes share (the bench creates streams there and deletes them at the end)")
 	fs.StringVar(&opts.Blobs, "blobs", "", "s3:// `URL` of the bucket the cluster scenarios' nodes share")
+	fs.StringVar(&peer, "peer", "", "`mediamtx=PATH`: also measure the MediaMTX binary at PATH in ingest-concurrent (RTSP publishers, fMP4 recording; bench/peers/build-mediamtx.sh builds it)")
 	fs.BoolVar(&metricsAB, "metrics-ab", false, "run the scenarios twice, the server's metrics on (--metrics=true) then off, and print each figure's ratio")
 	// The baseline server runs as a child of the bench, so that its CPU time
 	// is measured the way the openkvs server's is.
@@ -47,6 +49,16 @@ func benchCmd(args []string) error {
 	}
 	if opts.Cluster && (opts.Catalog == "" || opts.Blobs == "") {
 		return fmt.Errorf("--cluster needs --catalog postgres://... and --blobs s3://...: the nodes it starts share them")
+	}
+	if peer != "" {
+		name, path, _ := strings.Cut(peer, "=")
+		if name != "mediamtx" || path == "" {
+			return fmt.Errorf("--peer %q: want mediamtx=PATH (the only peer the bench knows)", peer)
+		}
+		if _, err := exec.LookPath(path); err != nil {
+			return fmt.Errorf("--peer: %w", err)
+		}
+		opts.MediaMTX = path
 	}
 	opts.ServeFlags = strings.Fields(serveArgs)
 	exe, err := os.Executable()

@@ -279,3 +279,19 @@ func TestEndpointPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// --peer names the one peer the bench knows and a binary that exists; the
+// bench refuses anything else before it starts a server.
+func TestBenchPeerFlag(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "mediamtx")
+	for _, tc := range []struct{ peer, want string }{
+		{"mediamtx=" + missing, "--peer: exec: \"" + missing + "\": stat " + missing + ": no such file or directory"},
+		{"nginx=/usr/sbin/nginx", `--peer "nginx=/usr/sbin/nginx": want mediamtx=PATH (the only peer the bench knows)`},
+		{"mediamtx", `--peer "mediamtx": want mediamtx=PATH (the only peer the bench knows)`},
+	} {
+		err := benchCmd([]string{"--peer", tc.peer})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("bench --peer %s: %v, want %s", tc.peer, err, tc.want)
+		}
+	}
+}
