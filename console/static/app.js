@@ -214,7 +214,9 @@ function streamRow(s) {
       r.live = !!p;
       producer.replaceChildren(h("span", { class: "dot" + (p ? " on" : "") }), p ? "Connected" : "None",
         p && p.BitrateBps ? h("br") : null, p && p.BitrateBps ? bitrate(p.BitrateBps) : null);
-      if (p && p.NewestFragment) newest = Date.parse(p.NewestFragment.ServerTimestamp);
+      // The middle of the fragment before the newest: a fragment's start
+      // may hold audio only, and the newest may not be decodable yet.
+      if (p && p.NewestFragment) newest = Date.parse(p.NewestFragment.ServerTimestamp) - p.NewestFragment.DurationMs / 2;
     },
     async refreshArchive() {
       if (!s.DataRetentionInHours) return;
@@ -224,7 +226,7 @@ function streamRow(s) {
         if (!items.length) { archive.replaceChildren("empty"); return; }
         const size = items.reduce((a, f) => a + f.FragmentSizeInBytes, 0);
         const last = items[items.length - 1];
-        if (!more) newest = Math.max(newest || 0, last.ServerTimestamp * 1000);
+        if (!more) newest = Math.max(newest || 0, last.ServerTimestamp * 1000 + last.FragmentLengthInMilliseconds / 2);
         archive.replaceChildren(`${items.length}${more ? "+" : ""} fragments, ${bytes(size)}${more ? "+" : ""}`, h("br"),
           when(items[0].ServerTimestamp * 1000), " – ", more ? "…" : when(last.ServerTimestamp * 1000 + last.FragmentLengthInMilliseconds));
         if (!img.src) await r.refreshThumb();
@@ -491,8 +493,9 @@ function timeline(name, onPlay, onSelect) {
         const ms = t.from + ((i + 0.5) / n) * (t.to - t.from);
         const f = t.fragmentAt(ms);
         if (!f || f.ServerTimestamp * 1000 > ms + (t.to - t.from) / n / 2) continue;
-        const at = Math.max(ms, f.ServerTimestamp * 1000);
-        const src = await thumbnail(name, Math.min(at, f.ServerTimestamp * 1000 + f.FragmentLengthInMilliseconds - 1), 160);
+        // Not at a fragment's very start, which may hold audio only.
+        const start = f.ServerTimestamp * 1000, len = f.FragmentLengthInMilliseconds;
+        const src = await thumbnail(name, Math.min(Math.max(ms, start + len / 2), start + len - 1), 160);
         if (!src) continue;
         const img = h("img", { src, alt: "" });
         img.style.left = `${t.x(ms)}%`;
