@@ -1,13 +1,21 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+
+	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/internal/wait"
 )
 
 // The console tests open openkvs's own web console (console/) in Chromium
@@ -97,4 +105,98 @@ func TestConsoleLive(t *testing.T) {
 		t.Errorf("producer cell %q, want Connected and a bitrate", got)
 	}
 	p.screenshot("console-streams.png")
+}
+
+// TestConsoleArchive scrubs the stream page's timeline: a click plays the
+// archive from the moment under the pointer, and a drag selects a range
+// that "Download MP4" saves as a clip (GetClip) that ffprobe decodes.
+func TestConsoleArchive(t *testing.T) {
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	media := liveMedia(t, 10)
+	srv := startServer(t)
+	liveProducer(t, srv, "cam", media)
+	// The producer disconnects once its 10 s are sent and persisted.
+	wait.For(t, "the producer to finish", func() bool {
+		st, err := client.DescribeStreamStatus(ctx(t), client.StatusOptions{Endpoint: srv.URL}, "cam")
+		return err == nil && st.Producer == nil
+	})
+	var frags []amtypes.Fragment
+	for _, f := range gmListAll(t, srv, "cam") {
+		frags = append(frags, f)
+	}
+	// A fragment at each key frame: every second and at x264's scene cuts.
+	if len(frags) < 10 {
+		t.Fatalf("%d fragments archived, want 10 or more", len(frags))
+	}
+	slices.SortFunc(frags, func(a, b amtypes.Fragment) int {
+		return aws.ToTime(a.ServerTimestamp).Compare(aws.ToTime(b.ServerTimestamp))
+	})
+	p := openConsole(t, srv, "#/stream/cam")
+	p.waitFor("#timeline .span", "")
+	p.do(map[string]any{"op": "click", "selector": `button[aria-pressed]:text-is("10 min")`})
+	fraction := func(at time.Time) float64 {
+		var span []float64
+		if err := json.Unmarshal(p.do(map[string]any{"op": "eval", "expr": `[+document.getElementById("timeline").dataset.from, +document.getElementById("timeline").dataset.to]`}), &span); err != nil {
+			t.Fatal(err)
+		}
+		return (float64(at.UnixMilli()) - span[0]) / (span[1] - span[0])
+	}
+
+	target := aws.ToTime(frags[3].ServerTimestamp).Add(500 * time.Millisecond)
+	p.do(map[string]any{"op": "click", "selector": "#timeline", "x": fraction(target), "y": 0.9})
+	var cursor float64
+	if err := json.Unmarshal(p.do(map[string]any{"op": "eval", "expr": `+document.getElementById("timeline").dataset.cursor`}), &cursor); err != nil {
+		t.Fatal(err)
+	}
+	chosen := time.UnixMilli(int64(cursor))
+	// One pixel of a 10 minute timeline is about half a second.
+	if d := chosen.Sub(target).Abs(); d > 2*time.Second {
+		t.Fatalf("the click chose %v, %v from the target %v", chosen, d, target)
+	}
+	got := p.until("the archive to play from the chosen time", 30*time.Second, func(s sample) bool {
+		return s.PlayingDate != nil && s.Frames > 0 && s.Variance >= minVariance && *s.PlayingDate >= chosen.UnixMilli()-50 && *s.PlayingDate < chosen.UnixMilli()+3000
+	})
+	if first := time.UnixMilli(*got[len(got)-1].PlayingDate); first.After(chosen.Add(1500 * time.Millisecond)) {
+		t.Errorf("the archive played first at %v, want within 1.5 s after the chosen %v", first, chosen)
+	}
+	p.playsPictures(1, 20*time.Second)
+	p.screenshot("console-archive.png")
+
+	from := aws.ToTime(frags[0].ServerTimestamp).Add(1200 * time.Millisecond)
+	to := from.Add(5 * time.Second)
+	p.do(map[string]any{"op": "drag", "selector": "#timeline", "from": fraction(from), "to": fraction(to)})
+	// The range the page asked for, to the second its inputs hold; the clip
+	// holds the fragments that start in it, 30 frames a second.
+	var asked []int64
+	if err := json.Unmarshal(p.do(map[string]any{"op": "eval", "expr": `["clip-from", "clip-to"].map((id) => new Date(document.getElementById(id).value).getTime())`}), &asked); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.UnixMilli(asked[0]).Sub(from).Abs(); d > 2*time.Second {
+		t.Errorf("the selection starts at %v, %v from the dragged-from %v", time.UnixMilli(asked[0]), d, from)
+	}
+	// GetClip's clip of that range, then the page's: byte for byte the same,
+	// and it decodes. The page retries its GetClip past the rate of 1 a second.
+	sdk := getClip(t, srv, "cam", &amtypes.ClipFragmentSelector{FragmentSelectorType: amtypes.ClipFragmentSelectorTypeServerTimestamp,
+		TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(time.UnixMilli(asked[0])), EndTimestamp: aws.Time(time.UnixMilli(asked[1]))}})
+	path := filepath.Join(t.TempDir(), "clip.mp4")
+	p.do(map[string]any{"op": "download", "selector": "#clip button[type=submit]", "path": path})
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := os.ReadFile(sdk); err != nil || !bytes.Equal(page, want) {
+		t.Errorf("the downloaded clip (%d bytes) differs from GetClip's for %v to %v (%d bytes, %v)", len(page),
+			time.UnixMilli(asked[0]), time.UnixMilli(asked[1]), len(want), err)
+	}
+	wantProgressive(t, path)
+	if n := decodedFrames(t, ffmpeg, path, "v"); n < 90 {
+		t.Errorf("the downloaded clip decodes to %d video frames, want 90 or more (3 s or more of 30 fps)", n)
+	}
+	out, err := exec.Command(requireTool(t, "ffprobe", "apt-get install -y ffmpeg"), "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	if got := strings.Fields(string(out)); !slices.Equal(got, []string{"h264", "aac"}) {
+		t.Errorf("the clip's streams %q, want h264 and aac", got)
+	}
 }

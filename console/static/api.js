@@ -31,7 +31,10 @@ export class APIError extends Error {
   }
 }
 
-async function send(method, url, body, accept) {
+// send makes one API call. Calls over a per-stream rate (such as GetClip's
+// one a second) are answered ClientLimitExceededException: those are
+// retried, a little later each time, as the SDKs retry throttling.
+async function send(method, url, body, accept, tries = 5) {
   const headers = {};
   if (method === "POST") headers["content-type"] = "application/json";
   const c = credentials();
@@ -44,7 +47,12 @@ async function send(method, url, body, accept) {
       type = j.__type || type;
       message = j.Message || j.message || "";
     } catch { /* not JSON */ }
-    throw new APIError(resp.status, type.split(":")[0], message);
+    type = type.split(":")[0];
+    if (type === "ClientLimitExceededException" && tries > 1) {
+      await new Promise((ok) => setTimeout(ok, 300 * (6 - tries)));
+      return send(method, url, body, accept, tries - 1);
+    }
+    throw new APIError(resp.status, type, message);
   }
   return accept === "blob" ? resp.blob() : resp.json();
 }

@@ -511,6 +511,7 @@ function timeline(name, onPlay, onSelect) {
       };
       place(head, t.headMs);
       place(cursor, t.cursorMs);
+      if (t.cursorMs !== null) el.dataset.cursor = Math.round(t.cursorMs);
       if (t.selFrom !== null && t.selTo !== null && t.selFrom !== t.selTo) {
         const a = Math.min(t.selFrom, t.selTo), b = Math.max(t.selFrom, t.selTo);
         sel.hidden = false;

@@ -83,8 +83,15 @@ export function parseMedia(text, base) {
   return pl;
 }
 
-async function fetchOK(url, as, signal) {
+// fetchOK GETs url as text or bytes. A session's request rates are
+// limited (ClientLimitExceededException): such an answer is retried a
+// little later, a few times.
+async function fetchOK(url, as, signal, tries = 8) {
   const r = await fetch(url, { signal, cache: "no-store" });
+  if (r.status === 400 && tries > 1 && r.headers.get("x-amzn-ErrorType")?.startsWith("ClientLimitExceeded")) {
+    await new Promise((ok) => setTimeout(ok, 250));
+    return fetchOK(url, as, signal, tries - 1);
+  }
   if (!r.ok) {
     let msg = `HTTP ${r.status}`;
     try { const j = await r.json(); msg = `${j.__type || ""}: ${j.Message || j.message || ""}`; } catch { /* not JSON */ }
@@ -200,9 +207,9 @@ class Track {
     this.seekTo(startMs);
     for (;;) {
       if (this.signal.aborted) return;
-      const v = this.p.video;
+      const now = this.p.started ? this.p.video.currentTime : startMs / 1000;
       const seg = this.segments[this.index];
-      if (!seg || (seg.date !== null && seg.date / 1000 > v.currentTime + ahead)) {
+      if (!seg || (seg.date !== null && seg.date / 1000 > now + ahead)) {
         if (!seg && pl.ended && this.index >= this.segments.length) this.p.trackEnded(this);
         await this.p.sleep(250);
         continue;
