@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 
 	"github.com/openkvs/openkvs/client"
@@ -198,5 +201,109 @@ func TestConsoleArchive(t *testing.T) {
 	}
 	if got := strings.Fields(string(out)); !slices.Equal(got, []string{"h264", "aac"}) {
 		t.Errorf("the clip's streams %q, want h264 and aac", got)
+	}
+}
+
+// TestConsoleStreams lists on the streams page the streams made through the
+// API, and creates, changes the retention of and deletes one from the page.
+func TestConsoleStreams(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	kv := srv.control()
+	for _, s := range []struct {
+		name  string
+		hours int32
+	}{{"alpha", 0}, {"beta", 48}} {
+		if _, err := kv.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(s.name), DataRetentionInHours: aws.Int32(s.hours),
+			MediaType: aws.String("video/h264")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := openConsole(t, srv, "")
+	p.waitFor(`tr[data-stream="beta"]`, "")
+	if got, want := p.texts("tr[data-stream] td:nth-child(2)"), []string{"alpha", "beta"}; !slices.Equal(got, want) {
+		t.Errorf("streams listed %q, want %q", got, want)
+	}
+	if got, want := p.texts(`tr[data-stream="beta"] td[data-label="Retention"]`), []string{"2 d"}; !slices.Equal(got, want) {
+		t.Errorf("retention of beta %q, want %q", got, want)
+	}
+
+	p.do(map[string]any{"op": "fill", "selector": `#create input[name="name"]`, "value": "gamma"})
+	p.do(map[string]any{"op": "fill", "selector": `#create input[name="hours"]`, "value": "2"})
+	p.do(map[string]any{"op": "click", "selector": `#create button[type="submit"]`})
+	p.waitFor(`tr[data-stream="gamma"]`, "")
+	describe := func(name string) (*kinesisvideo.DescribeStreamOutput, error) {
+		return kv.DescribeStream(ctx(t), &kinesisvideo.DescribeStreamInput{StreamName: aws.String(name)})
+	}
+	if d, err := describe("gamma"); err != nil || aws.ToInt32(d.StreamInfo.DataRetentionInHours) != 2 {
+		t.Fatalf("gamma after creating it on the page: %+v, %v; want retention 2", d, err)
+	}
+
+	p.do(map[string]any{"op": "click", "selector": `tr[data-stream="gamma"] button:text-is("Retention")`})
+	p.do(map[string]any{"op": "fill", "selector": `dialog input[name="hours"]`, "value": "5"})
+	p.do(map[string]any{"op": "click", "selector": `dialog button[value="ok"]`})
+	p.waitFor(`tr[data-stream="gamma"] td[data-label="Retention"]`, "5 h")
+	if d, err := describe("gamma"); err != nil || aws.ToInt32(d.StreamInfo.DataRetentionInHours) != 5 {
+		t.Fatalf("gamma after changing its retention on the page: %+v, %v; want retention 5", d, err)
+	}
+
+	// Deleting asks for the stream's name first.
+	p.do(map[string]any{"op": "click", "selector": `tr[data-stream="gamma"] button:text-is("Delete")`})
+	p.do(map[string]any{"op": "click", "selector": `dialog button[value="ok"]`})
+	if _, err := describe("gamma"); err != nil {
+		t.Fatalf("gamma was deleted without its name typed: %v", err)
+	}
+	p.do(map[string]any{"op": "fill", "selector": `dialog input[name="confirm"]`, "value": "gamma"})
+	p.do(map[string]any{"op": "click", "selector": `dialog button[value="ok"]`})
+	p.waitFor("#toast", "Stream gamma deleted.")
+	var notFound *types.ResourceNotFoundException
+	if _, err := describe("gamma"); !errors.As(err, &notFound) {
+		t.Fatalf("DescribeStream of the deleted gamma: %v, want ResourceNotFoundException", err)
+	}
+}
+
+// TestConsoleAuth signs in to the console of a server with --credentials:
+// a wrong secret is refused with the server's message, and a key whose
+// policy names one stream sees only that stream.
+func TestConsoleAuth(t *testing.T) {
+	t.Parallel()
+	path := writeCredentials(t, filepath.Join(t.TempDir(), "credentials.json"), `{"keys": [
+  {"accessKeyId": "AKIDADMIN", "secretAccessKey": "admin-secret"},
+  {"accessKeyId": "AKIDCAMA", "secretAccessKey": "cam-a-secret", "policy": [
+    {"actions": ["kinesisvideo:ListStreams", "kinesisvideo:DescribeStream", "kinesisvideo:GetDataEndpoint",
+      "kinesisvideo:ListFragments", "kinesisvideo:GetImages"], "streams": ["cam-a"]}]}
+]}`)
+	srv := startServer(t, "--credentials", path)
+	kv := srv.controlAs("AKIDADMIN", "admin-secret")
+	for _, name := range []string{"cam-a", "cam-b"} {
+		if _, err := kv.CreateStream(ctx(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String(name), DataRetentionInHours: aws.Int32(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := openConsole(t, srv, "")
+	p.waitFor("#login", "")
+	signIn := func(key, secret string) {
+		p.do(map[string]any{"op": "fill", "selector": `#login input[name="key"]`, "value": key})
+		p.do(map[string]any{"op": "fill", "selector": `#login input[name="secret"]`, "value": secret})
+		p.do(map[string]any{"op": "click", "selector": `#login button[type="submit"]`})
+	}
+	signIn("AKIDCAMA", "wrong-secret")
+	p.waitFor("#login-error", "signature")
+	if got, want := p.texts("#login-error"), []string{msgBadSignature}; !slices.Equal(got, want) {
+		t.Errorf("sign-in with a wrong secret says %q, want %q", got, want)
+	}
+	p.screenshot("console-login.png")
+	signIn("AKIDCAMA", "cam-a-secret")
+	p.waitFor(`tr[data-stream="cam-a"]`, "")
+	if got, want := p.texts("tr[data-stream] td:nth-child(2)"), []string{"cam-a"}; !slices.Equal(got, want) {
+		t.Errorf("streams listed to the key of cam-a %q, want %q", got, want)
+	}
+	// The secret stays in the tab's session storage only.
+	var stored []string
+	if err := json.Unmarshal(p.do(map[string]any{"op": "eval", "expr": `[localStorage.length, sessionStorage.length].map(String)`}), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(stored, []string{"0", "1"}) {
+		t.Errorf("local and session storage hold %q items, want 0 and 1", stored)
 	}
 }
