@@ -189,6 +189,11 @@ async function streamsPage() {
   refreshArchive();
   every(30000, refreshArchive);
   every(10000, () => { for (const r of rows.values()) if (r.live) r.refreshThumb(); });
+  // Streams made or deleted elsewhere: the page is drawn again.
+  every(15000, async () => {
+    const now = (await listAll("/listStreams", { MaxResults: 1000 }, "StreamInfoList")).items.map((s) => s.StreamName);
+    if (now.join("\n") !== [...rows.keys()].join("\n")) route();
+  });
 }
 
 function streamRow(s) {
