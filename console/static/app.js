@@ -219,9 +219,8 @@ function streamRow(s) {
       r.live = !!p;
       producer.replaceChildren(h("span", { class: "dot" + (p ? " on" : "") }), p ? "Connected" : "None",
         p && p.BitrateBps ? h("br") : null, p && p.BitrateBps ? bitrate(p.BitrateBps) : null);
-      // The middle of the fragment before the newest: a fragment's start
-      // may hold audio only, and the newest may not be decodable yet.
-      if (p && p.NewestFragment) newest = Date.parse(p.NewestFragment.ServerTimestamp) - p.NewestFragment.DurationMs / 2;
+      // The newest picture: the last moment of the newest fragment.
+      if (p && p.NewestFragment) newest = Date.parse(p.NewestFragment.ServerTimestamp) + p.NewestFragment.DurationMs - 1;
     },
     async refreshArchive() {
       if (!s.DataRetentionInHours) return;
@@ -231,7 +230,7 @@ function streamRow(s) {
         if (!items.length) { archive.replaceChildren("empty"); return; }
         const size = items.reduce((a, f) => a + f.FragmentSizeInBytes, 0);
         const last = items[items.length - 1];
-        if (!more) newest = Math.max(newest || 0, last.ServerTimestamp * 1000 + last.FragmentLengthInMilliseconds / 2);
+        if (!more) newest = Math.max(newest || 0, Math.round(last.ServerTimestamp * 1000) + last.FragmentLengthInMilliseconds - 1);
         archive.replaceChildren(`${items.length}${more ? "+" : ""} fragments, ${bytes(size)}${more ? "+" : ""}`, h("br"),
           when(items[0].ServerTimestamp * 1000), " – ", more ? "…" : when(last.ServerTimestamp * 1000 + last.FragmentLengthInMilliseconds));
         if (!img.src) await r.refreshThumb();
@@ -239,21 +238,25 @@ function streamRow(s) {
     },
     async refreshThumb() {
       if (newest === null || !s.DataRetentionInHours) return;
-      const src = await thumbnail(name, newest);
+      // The producer status names a fragment as soon as it is received,
+      // a moment before it is archived: the picture a second earlier
+      // stands in until it is.
+      const src = await thumbnail(name, newest, 320, 1000);
       if (src) img.src = src;
     },
   };
   return r;
 }
 
-// thumbnail returns a data: URL of the stream's picture at ms (GetImages).
-async function thumbnail(name, ms, width = 320) {
+// thumbnail returns a data: URL of the stream's picture at ms (GetImages),
+// or, failing that, of the one back ms earlier.
+async function thumbnail(name, ms, width = 320, back = 0) {
   try {
     const ep = await dataEndpoint(name, "GET_IMAGES");
-    const out = await call("/getImages", { StreamName: name, ImageSelectorType: "SERVER_TIMESTAMP", StartTimestamp: ms / 1000,
-      EndTimestamp: ms / 1000 + 1, SamplingInterval: 3000, Format: "JPEG", WidthPixels: width, MaxResults: 1 }, ep);
-    const im = out.Images && out.Images[0];
-    return im && im.ImageContent ? "data:image/jpeg;base64," + im.ImageContent : null;
+    const out = await call("/getImages", { StreamName: name, ImageSelectorType: "SERVER_TIMESTAMP", StartTimestamp: (ms - back) / 1000,
+      EndTimestamp: (ms + 1) / 1000, SamplingInterval: back || 3000, Format: "JPEG", WidthPixels: width, MaxResults: 2 }, ep);
+    const im = (out.Images || []).findLast((i) => i.ImageContent);
+    return im ? "data:image/jpeg;base64," + im.ImageContent : null;
   } catch {
     return null; // no picture is no reason to bother the viewer
   }
@@ -498,9 +501,10 @@ function timeline(name, onPlay, onSelect) {
         const ms = t.from + ((i + 0.5) / n) * (t.to - t.from);
         const f = t.fragmentAt(ms);
         if (!f || f.ServerTimestamp * 1000 > ms + (t.to - t.from) / n / 2) continue;
-        // Not at a fragment's very start, which may hold audio only.
-        const start = f.ServerTimestamp * 1000, len = f.FragmentLengthInMilliseconds;
-        const src = await thumbnail(name, Math.min(Math.max(ms, start + len / 2), start + len - 1), 160);
+        // In a gap, the middle of the fragment after it: a producer's first
+        // fragment may open with audio before its first picture.
+        const start = f.ServerTimestamp * 1000;
+        const src = await thumbnail(name, start <= ms ? ms : start + f.FragmentLengthInMilliseconds / 2, 160);
         if (!src) continue;
         const img = h("img", { src, alt: "" });
         img.style.left = `${t.x(ms)}%`;
