@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,6 +93,7 @@ type playback struct {
 	done    chan error
 	logs    []string
 	lastID  int
+	closing sync.Once // close may come from the test and again at its end
 }
 
 // play opens the player page for src in a new Chromium; the browser is
@@ -189,19 +191,21 @@ func (p *playback) do(cmd map[string]any) json.RawMessage {
 // close asks the driver to close the browser and kills them if that takes
 // longer than 10 s.
 func (p *playback) close() {
-	p.stdin.Close()
-	// Drained aside: a driver that does not exit must not keep close from
-	// reaching the kill below.
-	go func() {
-		for range p.samples {
+	p.closing.Do(func() {
+		p.stdin.Close()
+		// Drained aside: a driver that does not exit must not keep close from
+		// reaching the kill below.
+		go func() {
+			for range p.samples {
+			}
+		}()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
 		}
-	}()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
+	})
 }
 
 // until reads samples until cond holds for one, failing the test if the

@@ -31,7 +31,8 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   timeout: 30000,
   acceptDownloads: true,
   viewport: { width: 1280, height: 900 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  // /dev/shm is small in containers: a renderer that runs out of it dies.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required"],
 });
@@ -46,6 +47,8 @@ async function run(page, c) {
   switch (c.op) {
     case "goto":
       return void await page.goto(c.url, { timeout: 15000 });
+    case "tab": // opens url in another tab, which stays open; commands still act on the first
+      return void await (await context.newPage()).goto(c.url, { timeout: 15000 });
     case "waitFor": // until an element matching selector (and text) is visible
       return void await page.locator(c.selector).filter(c.text ? { hasText: c.text } : {}).first().waitFor({ timeout: c.timeout ?? 15000 });
     case "text":
