@@ -396,7 +396,7 @@ func (s *server) cpu() float64 {
 	if s.proc == nil {
 		return 0
 	}
-	v, _ := cpuSeconds(s.proc.Pid())
+	v, _ := CPUSeconds(s.proc.Pid())
 	return v
 }
 

@@ -109,7 +109,7 @@ func cpuOf(pid int) float64 {
 	if pid == 0 {
 		return 0
 	}
-	v, _ := cpuSeconds(pid)
+	v, _ := CPUSeconds(pid)
 	return v
 }
 

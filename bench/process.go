@@ -135,9 +135,9 @@ func (p *process) kill() {
 // Linux architecture Go supports (the kernel fixes it for user space).
 const clockTicks = 100
 
-// cpuSeconds is the CPU time (user + system, all threads) a process has
+// CPUSeconds is the CPU time (user + system, all threads) a process has
 // used, from /proc/<pid>/stat fields 14 and 15 (proc(5)).
-func cpuSeconds(pid int) (float64, error) {
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, fmt.Errorf("read CPU time: %w", err)

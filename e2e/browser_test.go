@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,14 +76,24 @@ type sample struct {
 	Log         string   // a line of the driver, not a sample
 }
 
-// playback is a page playing in Chromium, read every 100 ms.
+// reply is the driver's answer to a command (playback.do).
+type reply struct {
+	Reply int
+	Value json.RawMessage
+	Error string
+}
+
+// playback is a page open in Chromium, read every 100 ms.
 type playback struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	stdin   io.Closer
+	stdin   io.WriteCloser
 	samples chan sample
+	replies chan reply
 	done    chan error
 	logs    []string
+	lastID  int
+	closing sync.Once // close may come from the test and again at its end
 }
 
 // play opens the player page for src in a new Chromium; the browser is
@@ -93,9 +104,14 @@ func (b *browser) play(t *testing.T, player, src string, lowLatency bool) *playb
 	if lowLatency {
 		q.Set("lowLatency", "1")
 	}
-	const limit = 2 * time.Minute
-	cmd := exec.Command(b.node, "play.mjs", b.chromium, b.pages.URL+"/player.html?"+q.Encode(),
-		t.TempDir(), "100", fmt.Sprint(limit.Milliseconds()))
+	return b.open(t, b.pages.URL+"/player.html?"+q.Encode())
+}
+
+// open opens page in a new Chromium, as play does.
+func (b *browser) open(t *testing.T, page string) *playback {
+	t.Helper()
+	const limit = 3 * time.Minute
+	cmd := exec.Command(b.node, "play.mjs", b.chromium, page, t.TempDir(), "100", fmt.Sprint(limit.Milliseconds()))
 	cmd.Dir = browserDir
 	// Chromium runs as node's child: kill the whole group, never leave one.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -112,10 +128,16 @@ func (b *browser) play(t *testing.T, player, src string, lowLatency bool) *playb
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the browser driver: %v", err)
 	}
-	p := &playback{t: t, cmd: cmd, stdin: stdin, samples: make(chan sample, 1000), done: make(chan error, 1)}
+	p := &playback{t: t, cmd: cmd, stdin: stdin, samples: make(chan sample, 1000), replies: make(chan reply, 1), done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
+			var r reply
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.Reply != 0 {
+				p.replies <- r
+				continue
+			}
 			var s sample
 			if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 				s.Log = "driver: " + sc.Text()
@@ -126,6 +148,7 @@ func (b *browser) play(t *testing.T, player, src string, lowLatency bool) *playb
 			}
 		}
 		close(p.samples)
+		close(p.replies)
 		err := cmd.Wait()
 		if err != nil {
 			err = fmt.Errorf("%w: %s", err, stderr.Bytes())
@@ -136,22 +159,53 @@ func (b *browser) play(t *testing.T, player, src string, lowLatency bool) *playb
 	return p
 }
 
+// do runs a command of the driver (play.mjs) on the page, such as
+// {"op": "click", "selector": "#x"}, and returns its value; the test fails
+// if it fails or takes over a minute.
+func (p *playback) do(cmd map[string]any) json.RawMessage {
+	p.t.Helper()
+	p.lastID++
+	cmd["id"] = p.lastID
+	line, err := json.Marshal(cmd)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.stdin.Write(append(line, '\n')); err != nil {
+		p.t.Fatalf("send %s to the browser driver: %v", line, err)
+	}
+	select {
+	case r, ok := <-p.replies:
+		switch {
+		case !ok:
+			p.t.Fatalf("the browser driver ended before answering %s\n%s", line, strings.Join(p.logs, "\n"))
+		case r.Error != "":
+			p.t.Fatalf("%s: %s\n%s", line, r.Error, strings.Join(p.logs, "\n"))
+		}
+		return r.Value
+	case <-time.After(time.Minute):
+		p.t.Fatalf("no answer to %s within a minute", line)
+	}
+	return nil
+}
+
 // close asks the driver to close the browser and kills them if that takes
 // longer than 10 s.
 func (p *playback) close() {
-	p.stdin.Close()
-	// Drained aside: a driver that does not exit must not keep close from
-	// reaching the kill below.
-	go func() {
-		for range p.samples {
+	p.closing.Do(func() {
+		p.stdin.Close()
+		// Drained aside: a driver that does not exit must not keep close from
+		// reaching the kill below.
+		go func() {
+			for range p.samples {
+			}
+		}()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
 		}
-	}()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
+	})
 }
 
 // until reads samples until cond holds for one, failing the test if the

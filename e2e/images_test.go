@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/openkvs/openkvs/client"
+	"github.com/openkvs/openkvs/mkv"
 )
 
 // probeImage returns "codec WxH" of an image, as ffprobe reads it.
@@ -223,6 +225,114 @@ func TestGetImagesGap(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("images:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestGetImagesFragmentEdges asks for the picture at the start, just
+// after it and in the middle of every fragment of streams with audio,
+// whose clusters open with audio before their first picture, and of one
+// written through a pipe, where ffmpeg cuts clusters at 32 KiB too, so
+// that some open with frames that depend on the key frame of the cluster
+// before. Each sample is the frame shown at its time, pixel for pixel,
+// from the fragment before where that is where it lies or starts; only a
+// sample before the stream's first picture is NO_MEDIA.
+func TestGetImagesFragmentEdges(t *testing.T) {
+	t.Parallel()
+	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
+	srv := startServer(t, "--getimages-calls-per-second", "1000")
+	start := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	for _, tc := range []struct {
+		stream string
+		file   []byte
+	}{{"file", media(t, "h264_aac.mkv")}, {"pipe", liveMedia(t, 4)}} {
+		t.Run(tc.stream, func(t *testing.T) {
+			clusters, pictures, midGOP := clusterTimes(t, tc.file)
+			if tc.stream == "pipe" && midGOP == 0 {
+				t.Fatal("no cluster opens without a key frame: the test would not test them")
+			}
+			createStream(t, srv, tc.stream, 1)
+			if _, err := client.Put(ctx(t), client.PutOptions{Endpoint: srv.URL, Stream: tc.stream, TimecodeType: "RELATIVE", StartTime: start},
+				bytes.NewReader(tc.file)); err != nil {
+				t.Fatal(err)
+			}
+			source := writeFile(t, "source.mkv", tc.file)
+			for c, at := range clusters {
+				end := pictures[len(pictures)-1]
+				if c+1 < len(clusters) {
+					end = clusters[c+1]
+				}
+				for _, d := range []time.Duration{at, at + 10*time.Millisecond, (at + end) / 2} {
+					images, _ := getImages(t, srv, &kinesisvideoarchivedmedia.GetImagesInput{StreamName: aws.String(tc.stream),
+						ImageSelectorType: amtypes.ImageSelectorTypeProducerTimestamp, StartTimestamp: aws.Time(start.Add(d)),
+						EndTimestamp: aws.Time(start.Add(d + time.Millisecond)), SamplingInterval: aws.Int32(1000), Format: amtypes.FormatPng})
+					// The frame shown at d: the last presented at or before it.
+					n := -1
+					for n+1 < len(pictures) && pictures[n+1] <= d {
+						n++
+					}
+					im := images[0]
+					if n < 0 {
+						if im.Error != amtypes.ImageErrorNoMedia {
+							t.Errorf("%v, before the first picture at %v: error %q, want NO_MEDIA", d, pictures[0], im.Error)
+						}
+						continue
+					}
+					if im.Error != "" {
+						t.Errorf("%v (cluster %d at %v): error %q, want frame %d", d, c, at, im.Error, n)
+						continue
+					}
+					img, err := base64.StdEncoding.DecodeString(aws.ToString(im.ImageContent))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(rgb(t, ffmpeg, writeFile(t, "i.png", img), 0), rgb(t, ffmpeg, source, n)) {
+						t.Errorf("%v (cluster %d at %v) is not frame %d of the source", d, c, at, n)
+					}
+				}
+			}
+		})
+	}
+}
+
+// clusterTimes returns the Cluster times of an MKV file without B-frames,
+// its video frames' times in presentation order, and how many clusters
+// open with a video frame that is not a key frame.
+func clusterTimes(t *testing.T, file []byte) (clusters, pictures []time.Duration, midGOP int) {
+	t.Helper()
+	sp := mkv.NewSplitter(bytes.NewReader(file), mkv.SplitterOptions{})
+	defer sp.Close()
+	var video uint64
+	var cluster time.Duration
+	opened := false
+	for {
+		ev, err := sp.Next()
+		if errors.Is(err, io.EOF) {
+			return clusters, pictures, midGOP
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e := ev.(type) {
+		case *mkv.Header:
+			for _, tr := range e.Tracks {
+				if tr.Type == 1 {
+					video = tr.Number
+				}
+			}
+		case *mkv.FragmentStart:
+			cluster = time.Duration(e.Timecode) * time.Millisecond
+			clusters = append(clusters, cluster)
+			opened = false
+		case *mkv.Frame:
+			if e.Track != video {
+				continue
+			}
+			if !opened && !e.Keyframe {
+				midGOP++
+			}
+			opened = true
+			pictures = append(pictures, cluster+time.Duration(e.Timecode)*time.Millisecond)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,6 +81,20 @@ func (l *logBuffer) add(s string) {
 	l.mu.Lock()
 	l.lines = append(l.lines, s)
 	l.mu.Unlock()
+}
+
+// len is how many lines it holds.
+func (l *logBuffer) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+// since returns the lines after the first n.
+func (l *logBuffer) since(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines[n:])
 }
 
 func (l *logBuffer) String() string {

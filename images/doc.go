@@ -10,6 +10,12 @@
 //     kvs-playback.md §6). A sample after the end of its fragment (a gap
 //     between producer sessions) or before the first frame is NO_MEDIA; a
 //     frame ffmpeg cannot decode is MEDIA_ERROR.
+//   - A fragment's video continues that of the fragment just before it when
+//     that one ends within a second of its start with the same codec data:
+//     a sample before the fragment's first picture (clusters that open with
+//     audio) shows the last picture before, and frames with no key frame
+//     before them in their fragment (ffmpeg writing to a pipe cuts clusters
+//     at 32 KiB) are decoded from the key frame in the fragment before.
 //   - Decoding batches: one ffmpeg process decodes every frame a run of
 //     consecutive fragments needs, read over a pipe as one MPEG-TS stream of
 //     self-contained pieces (playback.Fragment.TS), since each process costs

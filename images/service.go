@@ -1,6 +1,7 @@
 package images
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -60,6 +61,12 @@ const (
 // maxRows bounds the fragments one page reads from the catalog: 25 samples
 // fall in at most 25 fragments plus those between them.
 const maxRows = 10000
+
+// joinGap is how far apart a fragment may end before the next one starts
+// and still be the video the next continues: producers' fragments meet
+// (to the millisecond ingest keeps), a reconnecting producer's within a
+// second.
+const joinGap = time.Second
 
 // Service answers GetImages.
 type Service struct {
@@ -131,11 +138,11 @@ func (s *Service) get(ctx context.Context, st *store.Stream, in *Input, limit bo
 	for i := range out.Images {
 		out.Images[i].TimeStamp = api.At(r.at(r.first + i))
 	}
-	jobs, err := s.find(ctx, st, r, out.Images)
+	rows, jobs, err := s.find(ctx, st, r, out.Images)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.make(ctx, ffmpeg, st, r, jobs, out.Images); err != nil {
+	if err := s.make(ctx, ffmpeg, st, r, rows, jobs, out.Images); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -155,53 +162,49 @@ func (s *Service) limiter(id int64) *rate.Limiter {
 // job is one fragment and the samples (indexes into the page) it shows.
 type job struct {
 	f       *store.Fragment
+	row     int       // f's place in the rows find read, to reach the fragments before it
 	start   time.Time // the fragment's time in the request's timestamps
 	samples []int
 }
 
 // find assigns each sample the fragment that holds its time; samples in no
-// fragment are NO_MEDIA.
-func (s *Service) find(ctx context.Context, st *store.Stream, r *request, images []Image) ([]*job, error) {
-	field := store.ServerTime
-	if r.producer {
-		field = store.ProducerTime
-	}
+// fragment are NO_MEDIA. It returns the catalog rows it read, in time
+// order, and the jobs.
+func (s *Service) find(ctx context.Context, st *store.Stream, r *request, images []Image) ([]*store.Fragment, []*job, error) {
 	first, last := r.at(r.first), r.at(r.first+r.count-1)
-	rows, err := s.catalog.QueryFragments(ctx, st.ID, store.FragmentQuery{Field: field,
-		From: first.Add(-s.opts.MaxFragmentDuration), To: last, Limit: maxRows})
+	// Twice the longest fragment back: the fragment holding the first
+	// sample, and the one before it, whose frames a sample may need too.
+	rows, err := s.catalog.QueryFragments(ctx, st.ID, store.FragmentQuery{Field: r.field(),
+		From: first.Add(-2 * s.opts.MaxFragmentDuration), To: last, Limit: maxRows})
 	if err != nil {
-		return nil, fmt.Errorf("fragments of %s: %w", st.Name, err)
+		return nil, nil, fmt.Errorf("fragments of %s: %w", st.Name, err)
 	}
 	var jobs []*job
 	byNumber := map[string]*job{}
 	for i := range images {
 		t := images[i].TimeStamp.Time
-		var hit *store.Fragment
-		var at time.Time
+		hit := -1
 		// Rows come in time order: the last that starts at or before t.
-		for _, f := range rows {
-			ft := f.ServerTime
-			if r.producer {
-				ft = f.ProducerTime
-			}
-			if ft.After(t) {
+		for k, f := range rows {
+			if r.time(f).After(t) {
 				break
 			}
-			hit, at = f, ft
+			hit = k
 		}
-		if hit == nil || !t.Before(at.Add(hit.Duration)) {
+		if hit < 0 || !t.Before(r.time(rows[hit]).Add(rows[hit].Duration)) {
 			images[i].Error = ErrorNoMedia
 			continue
 		}
-		j := byNumber[hit.Number]
+		f := rows[hit]
+		j := byNumber[f.Number]
 		if j == nil {
-			j = &job{f: hit, start: at}
-			byNumber[hit.Number] = j
+			j = &job{f: f, row: hit, start: r.time(f)}
+			byNumber[f.Number] = j
 			jobs = append(jobs, j)
 		}
 		j.samples = append(j.samples, i)
 	}
-	return jobs, nil
+	return rows, jobs, nil
 }
 
 // wanted is a frame to make an image of, and the samples that show it.
@@ -214,10 +217,21 @@ type wanted struct {
 
 // make fills in the images of the jobs' samples: from the cache, else
 // decoded in batches of consecutive fragments, one ffmpeg process each.
-func (s *Service) make(ctx context.Context, ffmpeg string, st *store.Stream, r *request, jobs []*job, images []Image) error {
+func (s *Service) make(ctx context.Context, ffmpeg string, st *store.Stream, r *request, rows []*store.Fragment, jobs []*job, images []Image) error {
+	loaded := map[string]*playback.Fragment{}
+	load := func(f *store.Fragment) (*playback.Fragment, error) {
+		if frag, ok := loaded[f.Number]; ok {
+			return frag, nil
+		}
+		frag, err := s.frags.Fragment(ctx, f)
+		if err == nil {
+			loaded[f.Number] = frag
+		}
+		return frag, err
+	}
 	var pieces [][]*wanted // per fragment, frames in decode order
 	for _, j := range jobs {
-		frag, err := s.frags.Fragment(ctx, j.f)
+		frag, err := load(j.f)
 		if err != nil {
 			if api.IsType(err, "ResourceNotFoundException") {
 				markAll(images, j.samples, ErrorNoMedia)
@@ -231,21 +245,47 @@ func (s *Service) make(ctx context.Context, ffmpeg string, st *store.Stream, r *
 			}
 			return err
 		}
-		byFrame := map[int]*wanted{}
 		track := videoTrack(frag)
-		for _, i := range j.samples {
-			frame := -1
-			if track != nil {
-				frame = frameAt(track, images[i].TimeStamp.Sub(j.start))
+		if track == nil {
+			markAll(images, j.samples, ErrorNoMedia)
+			continue
+		}
+		v := &video{track: &playback.Track{Number: track.Number, Type: track.Type, CodecID: track.CodecID,
+			CodecPrivate: track.CodecPrivate, Samples: track.Samples}, parts: []part{{number: j.f.Number}}}
+		times := make([]time.Duration, len(j.samples))
+		for k, i := range j.samples {
+			times[k] = images[i].TimeStamp.Sub(j.start)
+		}
+		// A fragment may open with audio before its first picture, or with
+		// frames that depend on the key frame of the fragment before: its
+		// video then continues that of the fragments just before it.
+		for k := j.row - 1; k >= 0 && v.needsEarlier(times); k-- {
+			p := rows[k]
+			if r.time(p).Add(p.Duration + joinGap).Before(r.time(rows[k+1])) {
+				break
 			}
+			pf, err := load(p)
+			if err != nil {
+				break // the samples show what their own fragment has
+			}
+			pt := videoTrack(pf)
+			if pt == nil || pt.CodecID != track.CodecID || !bytes.Equal(pt.CodecPrivate, track.CodecPrivate) {
+				break
+			}
+			v.prepend(p.Number, pt, r.time(p).Sub(j.start))
+		}
+		byFrame := map[int]*wanted{}
+		for k, i := range j.samples {
+			frame := frameAt(v.track, times[k])
 			if frame < 0 {
 				images[i].Error = ErrorNoMedia
 				continue
 			}
 			w := byFrame[frame]
 			if w == nil {
-				w = &wanted{track: track, frame: frame, key: fmt.Sprintf("%d/%s/%d/%d/%v/%d/%d/%d", st.ID, j.f.Number, r.field(),
-					frame, r.spec.png, r.spec.quality, r.spec.width, r.spec.height)}
+				number, n := v.owner(frame)
+				w = &wanted{track: v.track, frame: frame, key: fmt.Sprintf("%d/%s/%d/%d/%v/%d/%d/%d", st.ID, number, r.field(),
+					n, r.spec.png, r.spec.quality, r.spec.width, r.spec.height)}
 				byFrame[frame] = w
 			}
 			w.samples = append(w.samples, i)
@@ -317,12 +357,71 @@ func (s *Service) decode(ctx context.Context, ffmpeg string, sp spec, in []piece
 	return decode(ctx, ffmpeg, sp, in)
 }
 
-// field is the timestamp the request selects by, for cache keys.
+// field is the timestamp the request selects by.
 func (r *request) field() store.TimeField {
 	if r.producer {
 		return store.ProducerTime
 	}
 	return store.ServerTime
+}
+
+// time is f's start by the request's timestamps.
+func (r *request) time(f *store.Fragment) time.Time {
+	if r.producer {
+		return f.ProducerTime
+	}
+	return f.ServerTime
+}
+
+// video is the video track of a job's fragment, preceded where needed by
+// that of the fragments just before it, all timed from the job's start.
+type video struct {
+	track *playback.Track
+	parts []part // oldest first
+}
+
+// part is a fragment's first frame in video.track.
+type part struct {
+	number string
+	from   int
+}
+
+// needsEarlier reports whether a sample at one of times (from the job's
+// start) lies before every frame, or needs a frame with no key frame
+// before it in decode order.
+func (v *video) needsEarlier(times []time.Duration) bool {
+	key := slices.IndexFunc(v.track.Samples, func(s playback.Sample) bool { return s.Keyframe })
+	for _, d := range times {
+		if f := frameAt(v.track, d); f < 0 || key < 0 || f < key {
+			return true
+		}
+	}
+	return false
+}
+
+// prepend puts the video track t of the fragment number, which starts at
+// offset from the job's start, before the frames video has.
+func (v *video) prepend(number string, t *playback.Track, offset time.Duration) {
+	samples := make([]playback.Sample, 0, len(t.Samples)+len(v.track.Samples))
+	for _, s := range t.Samples {
+		s.PTS += offset
+		samples = append(samples, s)
+	}
+	for i := range v.parts {
+		v.parts[i].from += len(t.Samples)
+	}
+	v.track.Samples = append(samples, v.track.Samples...)
+	v.parts = append([]part{{number: number}}, v.parts...)
+}
+
+// owner returns the fragment frame i of video.track comes from and its
+// index there, which name it in the cache whichever job decodes it.
+func (v *video) owner(i int) (string, int) {
+	k := len(v.parts) - 1
+	for v.parts[k].from > i {
+		k--
+	}
+	return v.parts[k].number, i - v.parts[k].from
 }
 
 // videoTrack is the fragment's first video track, or nil.

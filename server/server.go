@@ -22,6 +22,7 @@ import (
 	"github.com/openkvs/openkvs/access"
 	"github.com/openkvs/openkvs/api"
 	"github.com/openkvs/openkvs/clip"
+	"github.com/openkvs/openkvs/console"
 	"github.com/openkvs/openkvs/health"
 	"github.com/openkvs/openkvs/images"
 	"github.com/openkvs/openkvs/ingest"
@@ -99,6 +100,9 @@ type Config struct {
 	PublicMetrics http.Handler
 	// Health runs the /healthz checks; nil reports healthy with no checks.
 	Health *health.Checker
+	// Console serves the web console at / and under console.Prefix; nil
+	// leaves them unserved.
+	Console http.Handler
 }
 
 // Defaults of the Config limits.
@@ -178,8 +182,8 @@ func New(cfg Config, svc *streams.Service) *Server {
 }
 
 // Handler returns the root handler: every API path, the status API,
-// /healthz, /readyz, /metrics (with PublicMetrics), and restJson1 errors
-// for anything else.
+// /healthz, /readyz, /metrics (with PublicMetrics), the console (with
+// Console), and restJson1 errors for anything else.
 func (s *Server) Handler() http.Handler {
 	return s.withRequest(s.withCORS(http.HandlerFunc(s.route)))
 }
@@ -190,6 +194,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	if isPlayback(r.URL.Path) {
 		s.servePlayback(w, r)
+		return
+	}
+	if s.cfg.Console != nil && isConsole(r.URL.Path) {
+		// Static files that hold no secret: the APIs they call authenticate.
+		info(r.Context()).operation = "Console"
+		s.cfg.Console.ServeHTTP(w, r)
 		return
 	}
 	rt, ok := s.routes[r.URL.Path]
@@ -209,6 +219,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if s.admit(w, r, rt) {
 		rt.handler(w, r)
 	}
+}
+
+// isConsole reports whether path is the console's page or one of its files.
+func isConsole(path string) bool {
+	return path == "/" || path+"/" == console.Prefix || strings.HasPrefix(path, console.Prefix)
 }
 
 // admit authenticates a request for rt: the checks that need no body

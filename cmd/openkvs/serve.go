@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/openkvs/openkvs/access"
+	"github.com/openkvs/openkvs/console"
 	"github.com/openkvs/openkvs/health"
 	"github.com/openkvs/openkvs/live"
 	"github.com/openkvs/openkvs/metrics"
@@ -180,7 +181,7 @@ func serve(args []string) error {
 	scfg := server.Config{Ingest: dataPlane.ingest, Media: dataPlane.media, Streaming: dataPlane.streaming, Clip: dataPlane.clip, Images: dataPlane.images, CORSOrigins: strings.FieldsFunc(c.corsOrigins, func(r rune) bool { return r == ',' || r == ' ' }), PublicURL: publicURL, ShutdownTimeout: c.shutdownTimeout, Logger: log,
 		Region: c.region, ReadHeaderTimeout: c.readHeaderTimeout, IdleTimeout: c.idleTimeout,
 		MaxHeaderBytes: c.maxHeaderBytes, RequestTimeout: c.requestTimeout,
-		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP, Health: checker}
+		UnauthenticatedBodyBytes: c.unauthenticatedBodyBytes, MaxConnsPerIP: c.maxConnsPerIP, Health: checker, Console: console.Handler()}
 	if creds != nil {
 		scfg.Credentials = creds.Store
 	} else {
