@@ -389,10 +389,12 @@ func TestClusterFailover(t *testing.T) {
 	victim.Kill()
 	p1.waitEnd()
 	var url string
-	wait.For(t, "GetDataEndpoint through the control plane", func() bool {
+	// For a few milliseconds after the kill, nodes may still name the dead
+	// owner, as the raw producer, which does not retry, must not.
+	wait.For(t, "GetDataEndpoint through the control plane to name a live node", func() bool {
 		out, err := proxy.control().GetDataEndpoint(ctx(t), &kinesisvideo.GetDataEndpointInput{StreamName: aws.String("cam-raw"), APIName: kvtypes.APINamePutMedia})
 		url = aws.ToString(out.DataEndpoint)
-		return err == nil
+		return err == nil && url != victim.URL
 	})
 	p2 := gmStartProducerAt(t, url, "cam-raw")
 	p2.write(synth.Header(1))
