@@ -193,7 +193,7 @@ func ttlParam(ttl time.Duration) int64 { return ttl.Milliseconds() }
 
 // AcquireLease takes or renews stream's lease for owner (scaleout.md §3):
 // the row is taken over when it expired, when its owner is no longer
-// alive, or when it is released (owner ''). The epoch stays when owner
+// alive, or when it is released (owner ""). The epoch stays when owner
 // held it already and grows otherwise, so every change of hands fences
 // the previous owner's commits.
 func (c *Catalog) AcquireLease(ctx context.Context, stream int64, owner string, ttl time.Duration) (store.Lease, error) {
