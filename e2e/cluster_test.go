@@ -270,18 +270,26 @@ func (r *clusterReader) got() []string {
 	return slices.Clone(r.numbers)
 }
 
-// check says whether the reader saw exactly the listed fragments from its
-// first one on, in order: no gap, no duplicate.
+// check says whether the reader saw every listed fragment from its first
+// one on, in order: no gap, no duplicate. A live reader may also have seen
+// fragments that are not listed, as on one node: the one the killed owner
+// was receiving, ended where it stopped, and ones it had received but not
+// yet persisted, which the producer sends again under new numbers.
 func (r *clusterReader) check(listed []string) error {
 	got := r.got()
-	if len(got) == 0 {
-		return fmt.Errorf("%s read nothing", r.name)
+	if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+		return fmt.Errorf("%s read %v: out of order or twice", r.name, got)
 	}
-	i := slices.Index(listed, got[0])
-	if i < 0 {
-		return fmt.Errorf("%s read fragment %s, which is not listed", r.name, got[0])
+	var seen []string
+	for _, n := range got {
+		if slices.Contains(listed, n) {
+			seen = append(seen, n)
+		}
 	}
-	if want := listed[i:]; !slices.Equal(got, want) {
+	if len(seen) == 0 {
+		return fmt.Errorf("%s read %v, none of it listed", r.name, got)
+	}
+	if want := listed[slices.Index(listed, seen[0]):]; !slices.Equal(seen, want) {
 		return fmt.Errorf("%s read %v; want the listed %v", r.name, got, want)
 	}
 	return nil
@@ -319,7 +327,7 @@ func fragmentListPayload(t *testing.T, srv *serverProc, stream string, numbers [
 // the control plane's one address and go on on another node; every
 // PERSISTED fragment is listed once by every node and read byte for byte
 // the same from each; every reader, the one whose node died too, saw every
-// fragment once, in order.
+// listed fragment once, in order.
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, "--lease-ttl", "3s", "--getmedia-connections", "10")
@@ -336,8 +344,9 @@ func TestClusterFailover(t *testing.T) {
 	}
 	input := filepath.Join(t.TempDir(), "cam.mkv")
 	gmFatalIf(t, os.WriteFile(input, file.Bytes(), 0o644), "write input")
-	// Readers start before the producers: one joining a fragment in
-	// flight can miss its end (a single-node bug, reported).
+	// Readers start before the producers, before any node owns the streams:
+	// those on the others must still read from the first fragment on,
+	// however late their node's internal connection reaches the owner.
 	readers := []*clusterReader{startReader(t, nodes[0], proxy, "cam-put")}
 	for _, n := range nodes {
 		readers = append(readers, startReader(t, n, proxy, "cam-raw"))
@@ -347,8 +356,14 @@ func TestClusterFailover(t *testing.T) {
 	var putOut bytes.Buffer
 	put.Stdout, put.Stderr = &putOut, &putOut
 	gmFatalIf(t, put.Start(), "start openkvs put")
-	putDone := make(chan error, 1)
-	go func() { putDone <- put.Wait() }()
+	// Closed when put has exited, so that the cleanup does not wait for a
+	// value the test already took.
+	putDone := make(chan struct{})
+	var putErr error
+	go func() {
+		putErr = put.Wait()
+		close(putDone)
+	}()
 	t.Cleanup(func() {
 		put.Process.Kill()
 		<-putDone
@@ -384,10 +399,12 @@ func TestClusterFailover(t *testing.T) {
 	victim.Kill()
 	p1.waitEnd()
 	var url string
-	wait.For(t, "GetDataEndpoint through the control plane", func() bool {
+	// For a few milliseconds after the kill, nodes may still name the dead
+	// owner, as the raw producer, which does not retry, must not.
+	wait.For(t, "GetDataEndpoint through the control plane to name a live node", func() bool {
 		out, err := proxy.control().GetDataEndpoint(ctx(t), &kinesisvideo.GetDataEndpointInput{StreamName: aws.String("cam-raw"), APIName: kvtypes.APINamePutMedia})
 		url = aws.ToString(out.DataEndpoint)
-		return err == nil
+		return err == nil && url != victim.URL
 	})
 	p2 := gmStartProducerAt(t, url, "cam-raw")
 	p2.write(synth.Header(1))
@@ -403,8 +420,8 @@ func TestClusterFailover(t *testing.T) {
 	p2.waitAcks("PERSISTED", 4)
 
 	select {
-	case err := <-putDone:
-		if err != nil || !strings.Contains(putOut.String(), "done: 16 fragments, 16 PERSISTED") {
+	case <-putDone:
+		if err := putErr; err != nil || !strings.Contains(putOut.String(), "done: 16 fragments, 16 PERSISTED") {
 			t.Errorf("openkvs put: %v\n%s", err, putOut.String())
 		}
 	case <-time.After(time.Minute):

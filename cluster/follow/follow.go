@@ -199,7 +199,12 @@ func (s *session) run(ctx context.Context) {
 // start returns where the internal GetMedia starts: after the hub's latest
 // fragment if there is one to continue, else after the newest archived one
 // (not NOW: fragments complete on the owner but not yet archived would be
-// missing from both the hub and the archive), else at NOW.
+// missing from both the hub and the archive), else at the fragment the
+// owner was receiving now, or the next one: its server time. Not NOW
+// either, which the owner reads when the connection reaches it, seconds
+// later if no node owns the stream yet (the connection backs off until one
+// does): the fragments begun in between would be missing for local readers
+// whose NOW came first.
 func (s *session) start(ctx context.Context) (client.StartSelector, error) {
 	if !s.fresh {
 		if latest := s.f.opts.Hub.Stream(s.st.ID).Latest(); latest != "" {
@@ -214,7 +219,7 @@ func (s *session) start(ctx context.Context) (client.StartSelector, error) {
 	if len(rows) == 1 {
 		return client.StartSelector{Type: client.StartContinuationToken, ContinuationToken: rows[0].Number}, nil
 	}
-	return client.StartSelector{Type: client.StartNow}, nil
+	return client.StartSelector{Type: client.StartServerTimestamp, Timestamp: time.Now()}, nil
 }
 
 // resolve is the internal connection's endpoint: the owner's URL. While

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,9 @@ type cluster struct {
 	follower *node
 	fol      *follow.Follower
 	conns    *connTracker
+	// unowned makes the follower's OwnerFunc say that no node owns the
+	// stream (self), as before a producer's first PutMedia.
+	unowned atomic.Bool
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -99,6 +103,9 @@ func newCluster(t *testing.T) *cluster {
 	c.follower = startNode(t, c.catalog, c.blobs, listen(t, "127.0.0.1:0"), func(hub *live.Hub) media.Feed {
 		c.fol = follow.New(follow.Options{
 			Owner: func(context.Context, *store.Stream) (string, bool, error) {
+				if c.unowned.Load() {
+					return "", true, nil
+				}
 				return c.ownerURL, false, nil
 			},
 			Catalog: c.catalog, Hub: hub, Log: quiet,
@@ -425,6 +432,33 @@ func TestFollowerResumesAfterOwnerRestart(t *testing.T) {
 	}
 	if extra := len(read) - len(persisted); extra > 1 {
 		t.Errorf("%d fragments read that were never persisted: read %v, persisted %v", extra, read, persisted)
+	}
+}
+
+// TestFollowerStartsWhenItsReaderAsked: a reader that asks a node for NOW
+// before any node owns the stream gets the fragments that begin after it
+// asked, from the first, even though the internal connection reaches the
+// owner only after the owner's producer has sent several (it backs off while
+// nobody owns the stream). The owner's NOW at that moment would start at
+// the fragment then in progress, and the reader would miss the ones before.
+func TestFollowerStartsWhenItsReaderAsked(t *testing.T) {
+	c := newCluster(t)
+	c.unowned.Store(true)
+	r := startReader(t, c.follower.srv.URL, "NOW")
+	wait.For(t, "the follow to start", func() bool { return c.fol.Following() == 1 })
+	startProducer(t, c.ownerURL, 0)
+	var rows []*store.Fragment
+	wait.For(t, "3 fragments persisted on the owner", func() bool {
+		var err error
+		rows, err = c.catalog.FragmentsAfter(context.Background(), c.stream.ID, "", 3)
+		return err == nil && len(rows) == 3
+	})
+	c.unowned.Store(false)
+	got := fragments(r.waitChunks(t, 3))
+	for i, row := range rows {
+		if got[i].number != row.Number {
+			t.Fatalf("follower reader read %v; want the owner's first fragments %s, %s, %s", numbers(got), rows[0].Number, rows[1].Number, rows[2].Number)
+		}
 	}
 }
 
