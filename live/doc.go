@@ -34,7 +34,9 @@
 // becomes evictable once Persisted, or at once for a fragment begun with archived false.
 // Evictable fragments go oldest first when their stream holds more than
 // Options.MaxStreamBytes, when the hub holds more than Options.MaxTotalBytes (oldest across
-// all streams), or when they were begun more than Options.MaxAge ago. In-progress fragments
+// all streams), or when they were begun more than Options.MaxAge ago, or, for archived
+// fragments, more than Options.ArchivedAge ago (a few seconds: readers find older ones in the
+// archive, so a camera costs about one fragment of memory, not minutes of them). In-progress fragments
 // and archived fragments not yet persisted are never evicted; instead MaxTotalBytes is a
 // hard limit on growth: a Write that needs a new chunk, or a Reserve, that finds no room even
 // after evicting what it may waits up to Options.MemoryWait for fragments being persisted to
