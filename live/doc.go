@@ -15,8 +15,9 @@
 // that a reader's append cannot reach the producer's space, and a view stays valid for as
 // long as the reader keeps it, after eviction too (the GC keeps the chunk). Copy-on-grow would
 // also keep old views valid, but it copies every byte again at each growth and briefly holds
-// two copies; chunks cost nothing but a view boundary. A fragment's first chunk is sized like
-// the stream's previous fragment, so most fragments fit in one or two chunks.
+// two copies; chunks cost nothing but a view boundary. Each chunk holds half the bytes written
+// so far, so a fragment's memory follows the bytes received (no more than a third unused) and
+// a 1 MB fragment takes about a dozen chunks.
 //
 // # Broadcast wakeups
 //

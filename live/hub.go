@@ -126,7 +126,7 @@ func (h *Hub) Begin(streamID int64, m Meta, archived bool) *Fragment {
 	// The header is shared by the fragments of a producer session but counted in each: it is
 	// small next to a fragment, and counting it once would need to know when the last
 	// fragment using it leaves.
-	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(), hint: s.hint,
+	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(),
 		size: int64(len(m.Header))}
 	s.last = m.Number
 	s.current = f
