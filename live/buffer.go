@@ -62,16 +62,12 @@ func (f *Fragment) Write(ctx context.Context, p []byte) error {
 	return nil
 }
 
-// chunkSize returns the capacity of the next chunk. The first is as large as the stream's
-// previous fragment, since a stream's fragments are similar in size; later ones hold half the
-// bytes written so far, so a fragment needs few chunks and leaves a bounded share unused.
-// Either is at least need, so that a Write adds at most one chunk.
+// chunkSize returns the capacity of the next chunk: half the bytes written so far, so a
+// fragment needs few chunks (a 1 MB one about a dozen) and leaves at most a third of its
+// memory unused, and memory follows the bytes received rather than being taken for the whole
+// fragment at its start. It is at least need, so that a Write adds at most one chunk.
 func (f *Fragment) chunkSize(need int) int {
-	size := f.written / 2
-	if f.tail == nil {
-		size = f.hint
-	}
-	size = max(min(max(size, minChunk), maxChunk), need)
+	size := max(min(max(f.written/2, minChunk), maxChunk), need)
 	return (size + pageSize - 1) / pageSize * pageSize
 }
 

@@ -15,8 +15,9 @@
 // that a reader's append cannot reach the producer's space, and a view stays valid for as
 // long as the reader keeps it, after eviction too (the GC keeps the chunk). Copy-on-grow would
 // also keep old views valid, but it copies every byte again at each growth and briefly holds
-// two copies; chunks cost nothing but a view boundary. A fragment's first chunk is sized like
-// the stream's previous fragment, so most fragments fit in one or two chunks.
+// two copies; chunks cost nothing but a view boundary. Each chunk holds half the bytes written
+// so far, so a fragment's memory follows the bytes received (no more than a third unused) and
+// a 1 MB fragment takes about a dozen chunks.
 //
 // # Broadcast wakeups
 //
@@ -34,7 +35,9 @@
 // becomes evictable once Persisted, or at once for a fragment begun with archived false.
 // Evictable fragments go oldest first when their stream holds more than
 // Options.MaxStreamBytes, when the hub holds more than Options.MaxTotalBytes (oldest across
-// all streams), or when they were begun more than Options.MaxAge ago. In-progress fragments
+// all streams), or when they were begun more than Options.MaxAge ago, or, for archived
+// fragments, more than Options.ArchivedAge ago (a few seconds: readers find older ones in the
+// archive, so a camera costs about one fragment of memory, not minutes of them). In-progress fragments
 // and archived fragments not yet persisted are never evicted; instead MaxTotalBytes is a
 // hard limit on growth: a Write that needs a new chunk, or a Reserve, that finds no room even
 // after evicting what it may waits up to Options.MemoryWait for fragments being persisted to

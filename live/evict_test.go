@@ -240,3 +240,32 @@ func TestEvictedWatermark(t *testing.T) {
 		t.Errorf("Evicted = %q, want %q", got, number(3))
 	}
 }
+
+// A persisted fragment of a stream that keeps an archive goes once begun more than
+// ArchivedAge ago, on its stream's next event, long before MaxAge; a fragment of a stream that
+// keeps none stays for MaxAge, and an unpersisted one stays whatever its age.
+func TestEvictArchivedAge(t *testing.T) {
+	h := NewHub(Options{MaxAge: time.Minute, ArchivedAge: 2 * time.Second})
+	start := time.Unix(1_500_000_000, 0)
+	now := start
+	h.now = func() time.Time { return now }
+
+	a1 := fill(h, 1, 1, toArchive)
+	m1 := fill(h, 2, 1, memoryOnly)
+	now = start.Add(time.Second)
+	a1.Complete(time.Second)
+	m1.Complete(time.Second)
+	a1.Persisted()
+	checkOldest(t, h, 1, "persisted at 1s", number(1)) // younger than ArchivedAge: kept
+
+	now = start.Add(3 * time.Second)
+	a2 := fill(h, 1, 2, toArchive)
+	checkOldest(t, h, 1, "next begun at 3s", number(2))
+	a2.Complete(time.Second)
+	now = start.Add(6 * time.Second)
+	checkOldest(t, h, 1, "complete at 6s", number(2))
+	a2.Persisted()
+	checkOldest(t, h, 1, "persisted at 6s", "")
+	checkOldest(t, h, 2, "memory only at 6s", number(1))
+	checkStats(t, h, "6s", Stats{Bytes: minChunk, Fragments: 1, Streams: 1, Evictions: 2, EvictedBytes: 2 * minChunk})
+}

@@ -44,7 +44,6 @@ type Fragment struct {
 	wmu     sync.Mutex
 	tail    []byte // the chunk being filled: len is what was written into it
 	written int    // bytes written so far
-	hint    int    // the stream's previous fragment length: sizes the first chunk
 
 	// Guarded by mu: what readers see.
 	mu       sync.Mutex
@@ -94,14 +93,12 @@ func (f *Fragment) finish(st state, d time.Duration) chan struct{} {
 	f.done = true
 	f.complete = st == complete
 	f.dur = d
-	n := f.n
 	ended := f.changed
 	f.changed = nil
 	f.mu.Unlock()
 	if st == aborted {
 		h.release(f)
 	} else {
-		s.hint = n
 		h.trim(s)
 		broadcast(h.takeFreed()) // f may be evictable now: let waiters for memory look again
 	}

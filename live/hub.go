@@ -14,6 +14,10 @@ const (
 	// DefaultMaxAge matches the 5-minute ingestion buffer KVS keeps for retention-0 streams
 	// (spec 5.1).
 	DefaultMaxAge = 5 * time.Minute
+	// DefaultArchivedAge is one fragment of a typical camera (a 2-second GOP): a live reader
+	// needs the fragment in progress, and one a little behind it reads the archive, which the
+	// page cache serves from memory anyway.
+	DefaultArchivedAge = 2 * time.Second
 	// DefaultMemoryWait is long enough for fragments being persisted to become evictable,
 	// and short enough that a producer whose bytes find no room hears of it well before its
 	// own staleness timeouts.
@@ -29,7 +33,10 @@ type Options struct {
 	MaxStreamBytes int64         // buffer capacity one stream's window may hold (default 64 MiB)
 	MaxTotalBytes  int64         // memory all streams together may hold, Reserve included (default 1 GiB)
 	MaxAge         time.Duration // fragments begun longer ago than this are evicted (default 5 min)
-	MemoryWait     time.Duration // longest a Write or Reserve waits for room (default 5 s)
+	// ArchivedAge is the shorter age past which a fragment begun with archived set is evicted
+	// once Persisted (default 2 s): from then on readers find it in the archive.
+	ArchivedAge time.Duration
+	MemoryWait  time.Duration // longest a Write or Reserve waits for room (default 5 s)
 }
 
 // Stats is a snapshot of a Hub's memory use, for metrics.
@@ -68,6 +75,9 @@ func NewHub(opts Options) *Hub {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.ArchivedAge <= 0 {
+		opts.ArchivedAge = DefaultArchivedAge
 	}
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = DefaultMemoryWait
@@ -116,7 +126,7 @@ func (h *Hub) Begin(streamID int64, m Meta, archived bool) *Fragment {
 	// The header is shared by the fragments of a producer session but counted in each: it is
 	// small next to a fragment, and counting it once would need to know when the last
 	// fragment using it leaves.
-	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(), hint: s.hint,
+	f := &Fragment{hub: h, stream: s, meta: m, prev: s.last, archived: archived, begun: h.now(),
 		size: int64(len(m.Header))}
 	s.last = m.Number
 	s.current = f

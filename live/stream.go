@@ -18,7 +18,6 @@ type Stream struct {
 	bytes   int64         // buffer capacity of the window
 	current *Fragment     // the in-progress fragment, or nil
 	last    string        // number of the latest fragment begun: the next one's Prev
-	hint    int           // length of the latest complete fragment: sizes the next first chunk
 	evicted string        // number of the newest fragment evicted from the window, "" if none
 	dropped bool          // Drop was called: the handle is dead
 	changed chan struct{} // closed by Begin and Drop; nil until a reader waits in After

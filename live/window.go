@@ -106,13 +106,18 @@ func (h *Hub) makeRoom(n int64) {
 	}
 }
 
-// trim evicts, oldest first, what MaxAge, s's MaxStreamBytes and MaxTotalBytes no longer
-// allow. s is the stream that just grew or gained an evictable fragment.
+// trim evicts, oldest first, what MaxAge, ArchivedAge, s's MaxStreamBytes and MaxTotalBytes
+// no longer allow. s is the stream that just grew or gained an evictable fragment.
 //
 // Fragments that cannot be evicted yet are stepped over: in a healthy hub they are the
 // in-progress and not-yet-persisted fragments, a few per stream, so trimming stays cheap.
+// ArchivedAge is checked here, on the stream's own events (a fragment begun, grown, complete
+// or persisted), rather than in expire's walk over all streams, which would step over every
+// fragment of the streams that keep no archive on each call.
 func (h *Hub) trim(s *Stream) {
-	for s.bytes > h.opts.MaxStreamBytes && len(s.window) > 0 && s.window[0].evictable() {
+	archivedCutoff := h.now().Add(-h.opts.ArchivedAge)
+	for len(s.window) > 0 && s.window[0].evictable() &&
+		(s.bytes > h.opts.MaxStreamBytes || s.window[0].archived && s.window[0].begun.Before(archivedCutoff)) {
 		h.evict(s.window[0])
 	}
 	h.makeRoom(0)

@@ -80,7 +80,17 @@ type Reader struct {
 	// keys: until it sends its first fragment, a reader without a named
 	// place to start passes over fragments that start mid-GOP (keyframe.go).
 	keys keySeek
+
+	// ahead: archived rows that follow aheadAfter, fetched a page at a
+	// time, so a reader going through the archive pays one catalog query
+	// per page rather than one per fragment. Rows are added in number
+	// order, so none can appear between them later.
+	ahead      []*store.Fragment
+	aheadAfter string
 }
+
+// archivePage is how many rows a reader fetches at once from the archive.
+const archivePage = 64
 
 // GetMedia validates a GetMedia request for stream st, admits it under the
 // stream's limits and fixes where it starts, so that NOW means the moment
@@ -441,7 +451,7 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			return &next{live: f}, nil
 		}
 		evicted := r.ls.Evicted()
-		rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, 1+r.svc.readAhead())
+		rows, err := r.archiveAfter(ctx)
 		if err != nil {
 			return nil, internal(ctx, r.last, fmt.Errorf("find the next fragment: %w", err))
 		}
@@ -458,7 +468,8 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			if err := r.checkArchiveGap(ctx, row.Number); err != nil {
 				return nil, err
 			}
-			r.prefetch(rows[1:])
+			r.prefetch(rows[1:min(len(rows), 1+r.svc.readAhead())])
+			r.ahead, r.aheadAfter = rows[1:], row.Number
 			return r.preferLive(row), nil
 		}
 		if r.sent && evicted > r.last {
@@ -481,6 +492,21 @@ func (r *Reader) next(ctx context.Context) (*next, error) {
 			return nil, err
 		}
 	}
+}
+
+// archiveAfter returns the archived rows after r.last, at least one if
+// there is one: the rest of the page fetched last while it goes on from
+// r.last, else a new page.
+func (r *Reader) archiveAfter(ctx context.Context) ([]*store.Fragment, error) {
+	if len(r.ahead) > 0 && r.aheadAfter == r.last {
+		return r.ahead, nil
+	}
+	rows, err := r.svc.catalog.FragmentsAfter(ctx, r.stream.ID, r.last, archivePage)
+	if err != nil {
+		return nil, err
+	}
+	r.ahead, r.aheadAfter = rows, r.last
+	return rows, nil
 }
 
 // checkArchiveGap makes sure that the fragment numbered number ("" for

@@ -334,3 +334,51 @@ func TestCatchUpPrefetches(t *testing.T) {
 		t.Errorf("Blobs calls (-want +got):\n%s", diff)
 	}
 }
+
+// counting counts a catalog's FragmentsAfter queries.
+type counting struct {
+	store.Catalog
+	after int
+}
+
+func (c *counting) FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*store.Fragment, error) {
+	c.after++
+	return c.Catalog.FragmentsAfter(ctx, id, number, limit)
+}
+
+// A reader catching up through the archive queries the catalog once per
+// page of archivePage fragments, not once per fragment, and sends every
+// fragment in order.
+func TestCatchUpReadsRowsInPages(t *testing.T) {
+	h := newHarness(t, 1)
+	const n = 2*archivePage + 22
+	seqs := make([]uint64, n)
+	for i := range seqs {
+		seqs[i] = uint64(i + 1)
+	}
+	numbers := h.archive(seqs...)
+	c := &counting{Catalog: h.catalog}
+	h.svc.catalog = c
+	ctx, cancel := context.WithCancel(deadline(t))
+	s := &sink{onFlush: func(b []byte) {
+		if chunks(b) == n {
+			cancel()
+		}
+	}}
+	if err := h.reader(SelectEarliest).Run(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want it ended by the test", err)
+	}
+	got := parse(t, s.buf.Bytes())
+	if len(got) != n {
+		t.Fatalf("%d chunks, want %d", len(got), n)
+	}
+	for i, ch := range got {
+		if ch.Tags[mkv.TagFragmentNumber] != numbers[i] || !bytes.Equal(ch.Cluster, cluster(i)) {
+			t.Fatalf("chunk %d: fragment %s, want %s", i, ch.Tags[mkv.TagFragmentNumber], numbers[i])
+		}
+	}
+	// Three pages, then one query that finds the end of the archive.
+	if c.after != 4 {
+		t.Errorf("%d FragmentsAfter queries, want 4", c.after)
+	}
+}

@@ -66,7 +66,7 @@ type file = interface {
 }
 
 // osFS is the operating system's file system. Its methods return the
-// *os.File itself, so io.Copy still finds its ReadFrom fast path.
+// *os.File itself.
 type osFS struct{}
 
 func (osFS) CreateTemp(dir, pattern string) (file, error) {
@@ -216,7 +216,7 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	tmp := f.Name()
-	n, err := io.Copy(f, io.LimitReader(r, size+1))
+	n, err := io.Copy(&cappedWriter{w: f, left: size}, r)
 	if err == nil && n != size {
 		err = fmt.Errorf("got %d bytes, want %d", n, size)
 	}
@@ -249,6 +249,32 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	b.Metrics.BlobWrite(time.Since(start))
 	return nil
+}
+
+// cappedWriter fails a write past its first left bytes. Put bounds the
+// object on the writing side, not with an io.LimitReader, so that io.Copy
+// still finds the reader's WriteTo: ingest's fragment reader then writes
+// each of its buffers to the file in one call, where copying through
+// os.File's ReadFrom took one write per 32 KiB.
+type cappedWriter struct {
+	w    io.Writer
+	left int64
+}
+
+var errTooLong = errors.New("more bytes than the length given")
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.left {
+		n, err := c.w.Write(p[:c.left])
+		c.left -= int64(n)
+		if err == nil {
+			err = errTooLong
+		}
+		return n, err
+	}
+	n, err := c.w.Write(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // Open returns the object's content.

@@ -289,3 +289,27 @@ func TestPowerLoss(t *testing.T) {
 	}
 	t.Logf("%d power cuts; %d left a temporary file for Open to remove", total, leftovers)
 }
+
+// A reader that writes itself out (io.WriterTo, as ingest's reader of a
+// live fragment does) reaches the file in its own pieces: a 1 MB object
+// from one buffer takes no more file operations than a 10-byte one.
+func TestPutWritesWholeBuffers(t *testing.T) {
+	ops := func(n int) int {
+		fs := powerfs.New()
+		b, err := file.OpenFS(fs, "blobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(context.Background(), "s1/f/0", bytes.NewReader(payload(0, 1)), 1); err != nil {
+			t.Fatal(err) // creates the directories
+		}
+		before := fs.Ops()
+		if err := b.Put(context.Background(), "s1/f/1", bytes.NewReader(payload(1, n)), int64(n)); err != nil {
+			t.Fatal(err)
+		}
+		return fs.Ops() - before
+	}
+	if small, large := ops(10), ops(1_000_000); large != small {
+		t.Errorf("a Put of 1 MB took %d file operations, one of 10 bytes %d", large, small)
+	}
+}

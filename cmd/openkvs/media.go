@@ -62,6 +62,7 @@ func (m *mediaConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&m.live.MaxStreamBytes, "live-stream-bytes", 64<<20, "memory for each stream's window of recent fragments, in `bytes`")
 	fs.Int64Var(&m.live.MaxTotalBytes, "live-total-bytes", 1<<30, "memory for all live windows together, in `bytes`")
 	fs.DurationVar(&m.live.MaxAge, "live-window", 5*time.Minute, "how long complete fragments stay in memory for live readers")
+	fs.DurationVar(&m.live.ArchivedAge, "live-archived-window", live.DefaultArchivedAge, "how long fragments of streams that keep an archive stay in memory for live readers, at least until persisted; older ones are read from the archive")
 	fs.Float64Var(&m.read.CallsPerSecond, "getmedia-calls-per-second", 5, "GetMedia calls per stream per second (ClientLimitExceededException above)")
 	fs.IntVar(&m.read.MaxConnections, "getmedia-connections", 3, "concurrent GetMedia connections per stream (ConnectionLimitExceededException above)")
 	fs.Float64Var(&m.read.BytesPerSecond, "getmedia-bytes-per-second", 25e6, "GetMedia and GetMediaForFragmentList rate per session in `bytes/s`")

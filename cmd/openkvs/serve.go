@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -47,6 +48,7 @@ type serveConfig struct {
 
 	metrics      bool
 	metricsAddr  string
+	pprofAddr    string
 	minFreeBytes uint64
 	memoryLimit  int64
 
@@ -82,6 +84,7 @@ func serve(args []string) error {
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections one client IP address may hold; more are closed at once")
 	fs.BoolVar(&c.metrics, "metrics", true, "collect Prometheus metrics and serve them at /metrics (on the API port only while authentication is off; see --metrics-addr)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "`host:port` of a second, unauthenticated plain-HTTP listener for /metrics, /healthz and /readyz")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "`host:port` of an unauthenticated plain-HTTP listener serving Go's profiles at /debug/pprof/ (for profiling; off by default)")
 	fs.Uint64Var(&c.minFreeBytes, "min-free-bytes", 100<<20, "free `bytes` on the data directory's file system below which /healthz fails")
 	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "the Go runtime's soft memory limit in `bytes`; 0 derives it from --live-total-bytes (1.5 times it plus 256 MiB) unless GOMEMLIMIT is set")
 	c.media.flags(fs)
@@ -201,6 +204,16 @@ func serve(args []string) error {
 		}
 		defer opsLn.Close()
 	}
+	if c.pprofAddr != "" {
+		pprofLn, err := net.Listen("tcp", c.pprofAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on --pprof-addr %s: %w", c.pprofAddr, unwrapSyscall(err))
+		}
+		defer pprofLn.Close()
+		go servePprof(pprofLn, log)
+		log.Info("serving profiles", "pprof_addr", pprofLn.Addr().String())
+	}
 
 	ctx, stop := signalContext()
 	defer stop()
@@ -278,6 +291,21 @@ func serveOps(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Lo
 	}()
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("--metrics-addr listener failed", "err", err)
+	}
+}
+
+// servePprof serves the runtime's profiles on ln until it is closed.
+func servePprof(ln net.Listener, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: server.DefaultReadHeaderTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Error("--pprof-addr listener failed", "err", err)
 	}
 }
 
