@@ -153,7 +153,7 @@ func TestClusterOwnership(t *testing.T) {
 	playlist := hlsURL(t, a, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("vid"),
 		PlaybackMode: amtypes.HLSPlaybackModeOnDemand, HLSFragmentSelector: &amtypes.HLSFragmentSelector{
 			FragmentSelectorType: amtypes.HLSFragmentSelectorTypeServerTimestamp,
-			TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(time.Now().Add(-time.Hour)), EndTimestamp: aws.Time(time.Now())}}})
+			TimestampRange:       &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(time.Now().Add(-time.Hour)), EndTimestamp: aws.Time(time.Now())}}})
 	if status, _, body := httpGet(t, c.URL+playlist[strings.Index(playlist, "/hls/"):]); status != http.StatusOK || !bytes.HasPrefix(body, []byte("#EXTM3U")) {
 		t.Errorf("a playlist URL of %s, through %s: %d %q; want 200 and a playlist", a.URL, c.URL, status, body)
 	}

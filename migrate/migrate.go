@@ -33,8 +33,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openkvs/openkvs/imagegen"
-	"github.com/openkvs/openkvs/streaming"
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/streaming"
 )
 
 // Target is where a copy goes: a shared catalog that imports streams, and
