@@ -241,6 +241,29 @@ func (p *playback) until(what string, within time.Duration, cond func(sample) bo
 	}
 }
 
+// latencyWindow is how long behindProducer samples.
+const latencyWindow = 10 * time.Second
+
+// behindProducer samples, for latencyWindow, how far the picture on screen
+// is behind the wall clock (its program date against the page's clock) and
+// returns the samples sorted, at least 50 of them.
+func (p *playback) behindProducer() []time.Duration {
+	p.t.Helper()
+	var behind []time.Duration
+	until := time.Now().Add(latencyWindow)
+	p.until("the latency samples", latencyWindow+5*time.Second, func(s sample) bool {
+		if s.PlayingDate != nil {
+			behind = append(behind, time.Duration(s.Now-*s.PlayingDate)*time.Millisecond)
+		}
+		return time.Now().After(until)
+	})
+	if len(behind) < 50 {
+		p.t.Fatalf("%d latency samples in %v, want 50 or more", len(behind), latencyWindow)
+	}
+	slices.Sort(behind)
+	return behind
+}
+
 // minVariance is the least luma variance of a picture that is not blank:
 // testsrc's colour bars and gradients have thousands, a black or
 // single-colour picture under 1.
@@ -358,7 +381,6 @@ func TestBrowserLive(t *testing.T) {
 	b := needBrowser(t)
 	media := liveMedia(t, 40)
 	srv := startServer(t)
-	const latencyWindow = 10 * time.Second
 	for _, tc := range []struct {
 		name, player string
 		lowLatency   bool
@@ -381,18 +403,7 @@ func TestBrowserLive(t *testing.T) {
 			}
 			p := b.play(t, tc.player, u, tc.lowLatency)
 			p.playsPictures(2, 30*time.Second)
-			var behind []time.Duration
-			until := time.Now().Add(latencyWindow)
-			p.until("the latency samples", latencyWindow+5*time.Second, func(s sample) bool {
-				if s.PlayingDate != nil {
-					behind = append(behind, time.Duration(s.Now-*s.PlayingDate)*time.Millisecond)
-				}
-				return time.Now().After(until)
-			})
-			if len(behind) < 50 {
-				t.Fatalf("%d latency samples in %v, want 50 or more", len(behind), latencyWindow)
-			}
-			slices.Sort(behind)
+			behind := p.behindProducer()
 			p50, p99 := behind[len(behind)/2], behind[len(behind)*99/100]
 			t.Logf("%s behind the producer: p50 %v, p99 %v (%d samples over %v)", tc.name, p50, p99, len(behind), latencyWindow)
 			if behind[0] < 0 || p99 > 15*time.Second {

@@ -78,19 +78,7 @@ func TestConsoleLive(t *testing.T) {
 	}
 	startup := time.Duration(float64(first[len(first)-1].Now)-origin) * time.Millisecond
 	p.playsPictures(2, 30*time.Second)
-	const latencyWindow = 10 * time.Second
-	var behind []time.Duration
-	until := time.Now().Add(latencyWindow)
-	p.until("the latency samples", latencyWindow+5*time.Second, func(s sample) bool {
-		if s.PlayingDate != nil {
-			behind = append(behind, time.Duration(s.Now-*s.PlayingDate)*time.Millisecond)
-		}
-		return time.Now().After(until)
-	})
-	if len(behind) < 50 {
-		t.Fatalf("%d latency samples in %v, want 50 or more", len(behind), latencyWindow)
-	}
-	slices.Sort(behind)
+	behind := p.behindProducer()
 	p50, p99 := behind[len(behind)/2], behind[len(behind)*99/100]
 	t.Logf("console live view: first picture %v after the page was opened (to the 100 ms of sampling); behind the producer p50 %v, p99 %v (%d samples over %v)",
 		startup.Round(time.Millisecond), p50, p99, len(behind), latencyWindow)

@@ -98,6 +98,19 @@ func TestIngestErrors(t *testing.T) {
 	}
 }
 
+// tally counts the PERSISTED ACKs and returns the ERROR ACKs.
+func tally(acks []Ack) (persisted int, errs []Ack) {
+	for _, a := range acks {
+		switch a.EventType {
+		case AckError:
+			errs = append(errs, a)
+		case AckPersisted:
+			persisted++
+		}
+	}
+	return persisted, errs
+}
+
 // failingBlobs fails the Put of one object, chosen by its bytes: blobs of
 // one session are written in parallel, so their order is not fixed.
 type failingBlobs struct {
@@ -124,16 +137,7 @@ func TestIngestArchivalError(t *testing.T) {
 	if err == nil {
 		t.Fatal("session succeeded with failing storage")
 	}
-	var errs []Ack
-	persisted := 0
-	for _, a := range acks {
-		switch a.EventType {
-		case AckError:
-			errs = append(errs, a)
-		case AckPersisted:
-			persisted++
-		}
-	}
+	persisted, errs := tally(acks)
 	if persisted != 1 || len(errs) != 1 || errs[0].ErrorID != 5001 || errs[0].ErrorCode != "ARCHIVAL_ERROR" || errs[0].FragmentTimecode != 1000 {
 		t.Errorf("%d PERSISTED, errors %+v; want 1 and one ARCHIVAL_ERROR 5001 at timecode 1000", persisted, errs)
 	}

@@ -155,17 +155,7 @@ func TestOwnedLeaseLost(t *testing.T) {
 		if !errors.Is(err, errLeaseLost) && !errors.Is(err, store.ErrLeaseLost) {
 			t.Errorf("signal %v: session error = %v, want the lease lost", signal, err)
 		}
-		acks := log.acks(t)
-		var errs []Ack
-		persisted := 0
-		for _, a := range acks {
-			switch a.EventType {
-			case AckError:
-				errs = append(errs, a)
-			case AckPersisted:
-				persisted++
-			}
-		}
+		persisted, errs := tally(log.acks(t))
 		if persisted != 1 {
 			t.Errorf("signal %v: %d PERSISTED, want 1 (before the loss)", signal, persisted)
 		}
