@@ -1,6 +1,6 @@
 // Package follow brings the live edge of a stream that another node owns
 // into this node's live hub, so that GetMedia readers on any node of a
-// cluster are served as on the owner (issue 13, item 4): the archive from
+// cluster are served as on the owner: the archive from
 // the shared store, the live edge from the local hub.
 //
 // For each stream that has GetMedia readers here but is ingested elsewhere,
