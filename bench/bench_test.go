@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -152,6 +154,29 @@ func TestRamp(t *testing.T) {
 	}
 	if r.pass != 3 {
 		t.Errorf("halving down found %d, want 3", r.pass)
+	}
+}
+
+// TestSearchBoth checks that two searches take turns, the first one first
+// in even rounds and last in odd ones, and that each finds its own N.
+func TestSearchBoth(t *testing.T) {
+	var order []string
+	side := func(name string, largest int) *searcher[int] {
+		return newSearcher(&ramp{start: 8, limit: 64}, time.Hour, func(n int) (int, bool, error) {
+			order = append(order, fmt.Sprintf("%s%d", name, n))
+			return n, n <= largest, nil
+		})
+	}
+	a, b := side("a", 20), side("b", 40)
+	if err := searchBoth(context.Background(), a, b); err != nil {
+		t.Fatal(err)
+	}
+	want := "a8 b8 b16 a16 a32 b32 b64 a24 a20 b48 b40 a22 b44"
+	if got := strings.Join(order, " "); got != want {
+		t.Errorf("steps %s, want %s", got, want)
+	}
+	if a.bestN != 20 || b.bestN != 40 {
+		t.Errorf("found %d and %d, want 20 and 40", a.bestN, b.bestN)
 	}
 }
 

@@ -154,27 +154,75 @@ func (r *ramp) record(n int, ok bool) {
 // search runs step for each N the ramp proposes while the budget lasts; a
 // step is not started unless the previous one's duration still fits.
 func search[T any](ctx context.Context, r *ramp, budget time.Duration, step func(n int) (T, bool, error)) (best T, bestN int, err error) {
-	end := time.Now().Add(budget)
-	var last time.Duration
-	for {
-		n, ok := r.next()
-		if !ok || time.Now().Add(last).After(end) {
-			return best, bestN, nil
-		}
-		start := time.Now()
-		res, pass, err := step(n)
-		if err != nil {
-			return best, bestN, err
-		}
-		if err := ctx.Err(); err != nil {
-			return best, bestN, err
-		}
-		last = time.Since(start)
-		r.record(n, pass)
-		if pass && n > bestN {
-			best, bestN = res, n
+	s := newSearcher(r, budget, step)
+	for !s.done {
+		if err := s.advance(ctx); err != nil {
+			return s.best, s.bestN, err
 		}
 	}
+	return s.best, s.bestN, nil
+}
+
+// searcher is a search for the largest N that passes, one step at a time,
+// so that two searches can take turns (searchBoth).
+type searcher[T any] struct {
+	r     *ramp
+	step  func(n int) (T, bool, error)
+	end   time.Time
+	last  time.Duration // the previous step's duration
+	done  bool
+	best  T
+	bestN int
+}
+
+func newSearcher[T any](r *ramp, budget time.Duration, step func(n int) (T, bool, error)) *searcher[T] {
+	return &searcher[T]{r: r, step: step, end: time.Now().Add(budget)}
+}
+
+// advance runs the next step, or marks the search done when the ramp or
+// the budget is.
+func (s *searcher[T]) advance(ctx context.Context) error {
+	n, ok := s.r.next()
+	if !ok || time.Now().Add(s.last).After(s.end) {
+		s.done = true
+		return nil
+	}
+	start := time.Now()
+	res, pass, err := s.step(n)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		s.done = true
+		return err
+	}
+	s.last = time.Since(start)
+	s.r.record(n, pass)
+	if pass && n > s.bestN {
+		s.best, s.bestN = res, n
+	}
+	return nil
+}
+
+// searchBoth runs two searches taking turns, step for step, the first one
+// first in even rounds and last in odd ones, so that a change in the
+// machine's load over the run weighs on both alike.
+func searchBoth[T any](ctx context.Context, a, b *searcher[T]) error {
+	for round := 0; !a.done || !b.done; round++ {
+		order := []*searcher[T]{a, b}
+		if round%2 == 1 {
+			order = []*searcher[T]{b, a}
+		}
+		for _, s := range order {
+			if s.done {
+				continue
+			}
+			if err := s.advance(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // concurrentStep is the outcome of one step of the concurrent ingest.
@@ -286,13 +334,12 @@ type streamSearch struct {
 	bounded bool
 }
 
-// searchStreams ramps the number of real-time producers of step within the
-// scenario's budget.
-func (e *env) searchStreams(ctx context.Context, who string, limit int, step func(n int) (*concurrentStep, error)) (*streamSearch, error) {
+// streamSearcher prepares a search for the largest number of real-time
+// producers of step within the scenario's budget.
+func (e *env) streamSearcher(who string, limit int, step func(n int) (*concurrentStep, error)) (*streamSearch, *searcher[*concurrentStep]) {
 	s := &streamSearch{steps: map[int]*concurrentStep{}}
 	r := &ramp{start: min(e.plan.concurrentStart, limit), limit: limit}
-	var err error
-	s.best, s.n, err = search(ctx, r, e.plan.concurrentBudget, func(n int) (*concurrentStep, bool, error) {
+	return s, newSearcher(r, e.plan.concurrentBudget, func(n int) (*concurrentStep, bool, error) {
 		res, err := step(n)
 		if err != nil {
 			return nil, false, err
@@ -302,8 +349,11 @@ func (e *env) searchStreams(ctx context.Context, who string, limit int, step fun
 		e.progress("ingest-concurrent, %s: %s", who, res)
 		return res, res.pass(), nil
 	})
-	s.bounded = r.fail != 0
-	return s, err
+}
+
+// done records the outcome of the search of s.
+func (s *streamSearch) done(r *searcher[*concurrentStep]) {
+	s.best, s.n, s.bounded = r.best, r.bestN, r.r.fail != 0
 }
 
 // at returns the step of the search at n, running one if the search did
@@ -370,14 +420,16 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 		return e.realTime(ctx, base, v, n, frags, fmt.Sprintf("b%d", n))
 	}
 
-	kvs, err := e.searchStreams(ctx, "openkvs", limit, kvsStep)
+	// The two searches take turns, step for step, so that the machine's
+	// load drifting over the run moves both.
+	kvs, kr := e.streamSearcher("openkvs", limit, kvsStep)
+	bs, br := e.streamSearcher("baseline", limit, baseStep)
+	err := searchBoth(ctx, kr, br)
+	kvs.done(kr)
+	bs.done(br)
 	// What passed before an error (or the run's deadline) still counts.
 	f := figure("largest N, every ACK within 1 s", float64(kvs.n), "streams")
 	sc.add(f)
-	if err != nil {
-		return err
-	}
-	bs, err := e.searchStreams(ctx, "baseline", limit, baseStep)
 	f.against("baseline server", float64(bs.n))
 	f.ofBaseline(0.8, kvs.bounded && bs.bounded)
 	if kvs.best != nil && kvs.best.rssPeak > 0 {
@@ -385,7 +437,7 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	}
 	sc.note("the baseline server (a child of the bench, fresh for each step) does the least per stream: reads the chunked body, finds where each Cluster starts, writes each fragment to a file of its own, fsyncs it and sends one PERSISTED ACK line; same producers, same pass rule")
 	sc.note("each step: a fresh server (or the target) and N streams, each given one small fragment first (so that its storage directories exist); then N producers, started evenly over one fragment (2 s), each send %d fragments of 30 fps frames in real time on a new connection; a fragment ends when its producer starts the next Cluster (or ends the body)", frags)
-	sc.note("search: doubling from %d, then bisecting, within %s each; openkvs steps: %s; baseline steps: %s", e.plan.concurrentStart, e.plan.concurrentBudget,
+	sc.note("search: doubling from %d, then bisecting, within %s each, the openkvs and baseline searches taking turns step for step; openkvs steps: %s; baseline steps: %s", e.plan.concurrentStart, e.plan.concurrentBudget,
 		strings.Join(kvs.lines, "; "), strings.Join(bs.lines, "; "))
 	if err != nil {
 		return err
