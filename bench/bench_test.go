@@ -178,6 +178,21 @@ func TestSearchBoth(t *testing.T) {
 	if a.bestN != 20 || b.bestN != 40 {
 		t.Errorf("found %d and %d, want 20 and 40", a.bestN, b.bestN)
 	}
+
+	// Each search's budget counts its own steps: a slow one does not use
+	// up the other's.
+	slow := newSearcher(&ramp{start: 8, limit: 64}, 70*time.Millisecond, func(n int) (int, bool, error) {
+		time.Sleep(20 * time.Millisecond)
+		return n, true, nil
+	})
+	fast := side("c", 40)
+	fast.budget = 50 * time.Millisecond
+	if err := searchBoth(context.Background(), slow, fast); err != nil {
+		t.Fatal(err)
+	}
+	if slow.bestN != 32 || fast.bestN != 40 {
+		t.Errorf("with a slow search beside it, the other found %d (the slow one %d), want 40 (32)", fast.bestN, slow.bestN)
+	}
 }
 
 func TestPercentile(t *testing.T) {

@@ -166,24 +166,25 @@ func search[T any](ctx context.Context, r *ramp, budget time.Duration, step func
 // searcher is a search for the largest N that passes, one step at a time,
 // so that two searches can take turns (searchBoth).
 type searcher[T any] struct {
-	r     *ramp
-	step  func(n int) (T, bool, error)
-	end   time.Time
-	last  time.Duration // the previous step's duration
-	done  bool
-	best  T
-	bestN int
+	r      *ramp
+	step   func(n int) (T, bool, error)
+	budget time.Duration // for its own steps, not another search's
+	spent  time.Duration
+	last   time.Duration // the previous step's duration
+	done   bool
+	best   T
+	bestN  int
 }
 
 func newSearcher[T any](r *ramp, budget time.Duration, step func(n int) (T, bool, error)) *searcher[T] {
-	return &searcher[T]{r: r, step: step, end: time.Now().Add(budget)}
+	return &searcher[T]{r: r, step: step, budget: budget}
 }
 
 // advance runs the next step, or marks the search done when the ramp or
 // the budget is.
 func (s *searcher[T]) advance(ctx context.Context) error {
 	n, ok := s.r.next()
-	if !ok || time.Now().Add(s.last).After(s.end) {
+	if !ok || s.spent+s.last > s.budget {
 		s.done = true
 		return nil
 	}
@@ -197,6 +198,7 @@ func (s *searcher[T]) advance(ctx context.Context) error {
 		return err
 	}
 	s.last = time.Since(start)
+	s.spent += s.last
 	s.r.record(n, pass)
 	if pass && n > s.bestN {
 		s.best, s.bestN = res, n
