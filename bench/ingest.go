@@ -472,7 +472,7 @@ func runConcurrent(ctx context.Context, e *env, sc *Scenario) error {
 	}
 	sc.note("CPU per stream at N=%d: the server's CPU seconds from one fragment after the first producer started to %d fragments after (while all N stream), over the stream-minutes of that stretch; the openkvs and baseline figures come from their searches' steps at N=%d (openkvs: %s; baseline: %s)",
 		fixed, frags, fixed, kf, bf)
-	sc.note("RSS per stream is (peak RSS - RSS before the producers started) / N; openkvs's includes each stream's live window of recent fragments (bounded by --live-stream-bytes and --live-total-bytes) and the garbage the Go collector has not yet reclaimed")
+	sc.note("RSS per stream is (peak RSS - RSS before the producers started) / N; openkvs's includes each stream's fragments in memory (the one in progress and, until they are persisted and --live-archived-window old, the ones before) and the garbage the Go collector has not yet reclaimed")
 	if e.local() {
 		sc.note("child started with --max-conns-per-ip %d (the open-file limit; the default, 1024, would refuse producers past it: they all dial from 127.0.0.1)", e.maxFiles)
 	} else {
