@@ -162,9 +162,12 @@ func (e *env) mediamtxStep(ctx context.Context, path string, v *video, n, frags 
 }
 
 // startPeer runs the peer binary with its configuration file and waits
-// until it accepts connections at addr.
+// until it accepts connections at addr. It runs in the configuration's
+// directory: MediaMTX writes the TLS certificate it makes itself
+// (auto.crt, auto.key) into its working directory.
 func startPeer(ctx context.Context, path, addr, cfg string) (*process, error) {
 	cmd := exec.Command(path, cfg)
+	cmd.Dir = filepath.Dir(cfg)
 	setParentDeath(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
