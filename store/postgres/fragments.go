@@ -11,23 +11,18 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/internal/sqlrow"
 )
-
-const fragmentColumns = `stream_id, number, producer_ms, server_ms, duration_ms, size, blob_key, header_key`
 
 func scanFragments(rows pgx.Rows) ([]*store.Fragment, error) {
 	defer rows.Close()
 	var out []*store.Fragment
 	for rows.Next() {
-		var f store.Fragment
-		var producer, server, duration int64
-		if err := rows.Scan(&f.StreamID, &f.Number, &producer, &server, &duration, &f.Size, &f.BlobKey, &f.HeaderKey); err != nil {
+		f, err := sqlrow.Fragment(rows)
+		if err != nil {
 			return nil, err
 		}
-		f.ProducerTime = time.UnixMilli(producer)
-		f.ServerTime = time.UnixMilli(server)
-		f.Duration = time.Duration(duration) * time.Millisecond
-		out = append(out, &f)
+		out = append(out, f)
 	}
 	return out, rows.Err()
 }
@@ -193,7 +188,7 @@ func insertFragments(ctx context.Context, tx pgx.Tx, requests ...*addRequest) er
 		}
 	}
 	n := len(numbers)
-	_, err := tx.Exec(ctx, `INSERT INTO fragments (`+fragmentColumns+`)
+	_, err := tx.Exec(ctx, `INSERT INTO fragments (`+sqlrow.FragmentColumns+`)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])`,
 		streams, numbers, producer, server, dur, sizes, blobs, headers)
 	switch sqlState(err) {
@@ -210,7 +205,7 @@ func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]
 	if len(numbers) == 0 {
 		return nil, nil
 	}
-	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments WHERE stream_id = $1 AND number = ANY($2)`, id, numbers)
+	rows, err := c.pool.Query(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments WHERE stream_id = $1 AND number = ANY($2)`, id, numbers)
 	if err != nil {
 		return nil, fmt.Errorf("get fragments: %w", err)
 	}
@@ -218,17 +213,7 @@ func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("get fragments: %w", err)
 	}
-	byNumber := make(map[string]*store.Fragment, len(found))
-	for _, f := range found {
-		byNumber[f.Number] = f
-	}
-	out := make([]*store.Fragment, 0, len(found))
-	for _, n := range numbers {
-		if f, ok := byNumber[n]; ok {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return sqlrow.InOrder(numbers, found), nil
 }
 
 // QueryFragments returns fragments in a time range, in (time, number) order.
@@ -237,7 +222,7 @@ func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.Fragment
 	if q.Field == store.ServerTime {
 		col = "server_ms"
 	}
-	query := `SELECT ` + fragmentColumns + ` FROM fragments WHERE stream_id = $1 AND ` + col + ` BETWEEN $2 AND $3`
+	query := `SELECT ` + sqlrow.FragmentColumns + ` FROM fragments WHERE stream_id = $1 AND ` + col + ` BETWEEN $2 AND $3`
 	args := []any{id, q.From.UnixMilli(), q.To.UnixMilli()}
 	if q.After != nil {
 		query += ` AND (` + col + `, number) > ($4, $5)`
@@ -258,7 +243,7 @@ func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.Fragment
 
 // FragmentsAfter returns fragments in number order after number.
 func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*store.Fragment, error) {
-	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments
+	rows, err := c.pool.Query(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments
 		WHERE stream_id = $1 AND number > $2 ORDER BY number LIMIT $3`, id, number, limit)
 	if err != nil {
 		return nil, fmt.Errorf("fragments after %s: %w", number, err)
@@ -272,7 +257,7 @@ func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, l
 
 // LatestFragments returns the newest fragments, oldest first.
 func (c *Catalog) LatestFragments(ctx context.Context, id int64, limit int) ([]*store.Fragment, error) {
-	rows, err := c.pool.Query(ctx, `SELECT `+fragmentColumns+` FROM fragments
+	rows, err := c.pool.Query(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments
 		WHERE stream_id = $1 ORDER BY number DESC LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("latest fragments: %w", err)
@@ -289,7 +274,7 @@ func (c *Catalog) LatestFragments(ctx context.Context, id int64, limit int) ([]*
 func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*store.Fragment, error) {
 	rows, err := c.pool.Query(ctx, `DELETE FROM fragments WHERE stream_id = $1 AND number IN (
 		SELECT number FROM fragments WHERE stream_id = $1 AND server_ms < $2 ORDER BY server_ms, number LIMIT $3)
-		RETURNING `+fragmentColumns, id, t.UnixMilli(), limit)
+		RETURNING `+sqlrow.FragmentColumns, id, t.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
 	}

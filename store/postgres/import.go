@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/internal/sqlrow"
 )
 
 var _ store.Importer = (*Catalog)(nil)
@@ -17,7 +18,7 @@ var _ store.Importer = (*Catalog)(nil)
 // before the row is inserted, so that from then on no CreateStream can
 // take that ID.
 func (c *Catalog) ImportStream(ctx context.Context, s *store.Stream, next uint64) (bool, error) {
-	tags, err := encodeTags(s.Tags)
+	tags, err := sqlrow.EncodeTags(s.Tags)
 	if err != nil {
 		return false, fmt.Errorf("import stream %s: %w", s.Name, err)
 	}

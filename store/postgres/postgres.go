@@ -11,7 +11,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -23,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/internal/sqlrow"
 )
 
 // schemaVersion is the layout this code reads and writes, kept in the
@@ -207,40 +207,18 @@ const (
 	foreignKeyViolation = "23503"
 )
 
-const streamColumns = `id, name, arn, device_name, media_type, kms_key_id, version, status,
-	created_ms, retention_hours, storage_tier, tags, image_generation, notification`
-
 func scanStream(row pgx.Row) (*store.Stream, error) {
-	var s store.Stream
-	var created int64
-	var tags string
-	err := row.Scan(&s.ID, &s.Name, &s.ARN, &s.DeviceName, &s.MediaType, &s.KMSKeyID, &s.Version,
-		&s.Status, &created, &s.RetentionHours, &s.StorageTier, &tags, &s.ImageGeneration, &s.Notification)
+	s, err := sqlrow.Stream(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	s.CreationTime = time.UnixMilli(created)
-	if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
-		return nil, fmt.Errorf("decode tags of stream %s: %w", s.Name, err)
-	}
-	return &s, nil
-}
-
-func encodeTags(tags map[string]string) (string, error) {
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	b, err := json.Marshal(tags)
-	return string(b), err
+	return s, err
 }
 
 // CreateStream inserts s and sets s.ID. The identity sequence never hands
 // out an ID twice.
 func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
-	tags, err := encodeTags(s.Tags)
+	tags, err := sqlrow.EncodeTags(s.Tags)
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", s.Name, err)
 	}
@@ -260,7 +238,7 @@ func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
 
 // StreamByName returns the stream named name.
 func (c *Catalog) StreamByName(ctx context.Context, name string) (*store.Stream, error) {
-	s, err := scanStream(c.pool.QueryRow(ctx, `SELECT `+streamColumns+` FROM streams WHERE name = $1`, name))
+	s, err := scanStream(c.pool.QueryRow(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams WHERE name = $1`, name))
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
@@ -269,7 +247,7 @@ func (c *Catalog) StreamByName(ctx context.Context, name string) (*store.Stream,
 
 // StreamByARN returns the stream whose ARN is arn.
 func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, error) {
-	s, err := scanStream(c.pool.QueryRow(ctx, `SELECT `+streamColumns+` FROM streams WHERE arn = $1`, arn))
+	s, err := scanStream(c.pool.QueryRow(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams WHERE arn = $1`, arn))
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", arn, err)
 	}
@@ -280,7 +258,7 @@ func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, e
 func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit int) ([]*store.Stream, error) {
 	// The prefix is literal: compared with left() rather than LIKE, where
 	// _ and % are wildcards. left() counts characters, as length() does.
-	rows, err := c.pool.Query(ctx, `SELECT `+streamColumns+` FROM streams
+	rows, err := c.pool.Query(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams
 		WHERE left(name, length($1)) = $1 AND name > $2 ORDER BY name LIMIT $3`,
 		prefix, after, limit)
 	if err != nil {
@@ -303,7 +281,7 @@ func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit i
 
 // UpdateStream writes s if its stored version is oldVersion.
 func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion string) error {
-	tags, err := encodeTags(s.Tags)
+	tags, err := sqlrow.EncodeTags(s.Tags)
 	if err != nil {
 		return fmt.Errorf("update stream %s: %w", s.Name, err)
 	}

@@ -12,23 +12,18 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/internal/sqlrow"
 )
-
-const fragmentColumns = `stream_id, number, producer_ms, server_ms, duration_ms, size, blob_key, header_key`
 
 func scanFragments(rows *sql.Rows) ([]*store.Fragment, error) {
 	defer rows.Close()
 	var out []*store.Fragment
 	for rows.Next() {
-		var f store.Fragment
-		var producer, server, duration int64
-		if err := rows.Scan(&f.StreamID, &f.Number, &producer, &server, &duration, &f.Size, &f.BlobKey, &f.HeaderKey); err != nil {
+		f, err := sqlrow.Fragment(rows)
+		if err != nil {
 			return nil, err
 		}
-		f.ProducerTime = time.UnixMilli(producer)
-		f.ServerTime = time.UnixMilli(server)
-		f.Duration = time.Duration(duration) * time.Millisecond
-		out = append(out, &f)
+		out = append(out, f)
 	}
 	return out, rows.Err()
 }
@@ -75,7 +70,7 @@ func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
 			return err
 		}
 		defer tx.Rollback()
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+fragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+sqlrow.FragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return err
 		}
@@ -127,7 +122,7 @@ func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]
 	for _, n := range numbers {
 		args = append(args, n)
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments WHERE stream_id = ? AND number IN (?`+
+	rows, err := c.db.QueryContext(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments WHERE stream_id = ? AND number IN (?`+
 		strings.Repeat(",?", len(numbers)-1)+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("get fragments: %w", err)
@@ -136,17 +131,7 @@ func (c *Catalog) Fragments(ctx context.Context, id int64, numbers []string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("get fragments: %w", err)
 	}
-	byNumber := make(map[string]*store.Fragment, len(found))
-	for _, f := range found {
-		byNumber[f.Number] = f
-	}
-	out := make([]*store.Fragment, 0, len(found))
-	for _, n := range numbers {
-		if f, ok := byNumber[n]; ok {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return sqlrow.InOrder(numbers, found), nil
 }
 
 // QueryFragments returns fragments in a time range, in (time, number) order.
@@ -155,7 +140,7 @@ func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.Fragment
 	if q.Field == store.ServerTime {
 		col = "server_ms"
 	}
-	query := `SELECT ` + fragmentColumns + ` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`
+	query := `SELECT ` + sqlrow.FragmentColumns + ` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`
 	args := []any{id, q.From.UnixMilli(), q.To.UnixMilli()}
 	if q.After != nil {
 		query += ` AND (` + col + ` > ? OR (` + col + ` = ? AND number > ?))`
@@ -177,7 +162,7 @@ func (c *Catalog) QueryFragments(ctx context.Context, id int64, q store.Fragment
 
 // FragmentsAfter returns fragments in number order after number.
 func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, limit int) ([]*store.Fragment, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments
+	rows, err := c.db.QueryContext(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments
 		WHERE stream_id = ? AND number > ? ORDER BY number LIMIT ?`, id, number, limit)
 	if err != nil {
 		return nil, fmt.Errorf("fragments after %s: %w", number, err)
@@ -191,7 +176,7 @@ func (c *Catalog) FragmentsAfter(ctx context.Context, id int64, number string, l
 
 // LatestFragments returns the newest fragments, oldest first.
 func (c *Catalog) LatestFragments(ctx context.Context, id int64, limit int) ([]*store.Fragment, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+fragmentColumns+` FROM fragments
+	rows, err := c.db.QueryContext(ctx, `SELECT `+sqlrow.FragmentColumns+` FROM fragments
 		WHERE stream_id = ? ORDER BY number DESC LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("latest fragments: %w", err)
@@ -210,7 +195,7 @@ func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Ti
 	defer c.write.Unlock()
 	rows, err := c.db.QueryContext(ctx, `DELETE FROM fragments WHERE stream_id = ? AND number IN (
 		SELECT number FROM fragments WHERE stream_id = ? AND server_ms < ? ORDER BY server_ms LIMIT ?)
-		RETURNING `+fragmentColumns, id, id, t.UnixMilli(), limit)
+		RETURNING `+sqlrow.FragmentColumns, id, id, t.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("delete fragments before %s: %w", t, err)
 	}

@@ -16,7 +16,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,6 +27,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openkvs/openkvs/store"
+	"github.com/openkvs/openkvs/store/internal/sqlrow"
 )
 
 // schemaVersion is the catalog layout this code reads and writes, kept in
@@ -231,34 +231,12 @@ func readOnly(err error) error {
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
-const streamColumns = `id, name, arn, device_name, media_type, kms_key_id, version, status,
-	created_ms, retention_hours, storage_tier, tags, image_generation, notification`
-
-func scanStream(row interface{ Scan(...any) error }) (*store.Stream, error) {
-	var s store.Stream
-	var created int64
-	var tags string
-	err := row.Scan(&s.ID, &s.Name, &s.ARN, &s.DeviceName, &s.MediaType, &s.KMSKeyID, &s.Version,
-		&s.Status, &created, &s.RetentionHours, &s.StorageTier, &tags, &s.ImageGeneration, &s.Notification)
+func scanStream(row sqlrow.Scanner) (*store.Stream, error) {
+	s, err := sqlrow.Stream(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	s.CreationTime = time.UnixMilli(created)
-	if err := json.Unmarshal([]byte(tags), &s.Tags); err != nil {
-		return nil, fmt.Errorf("decode tags of stream %s: %w", s.Name, err)
-	}
-	return &s, nil
-}
-
-func encodeTags(tags map[string]string) (string, error) {
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	b, err := json.Marshal(tags)
-	return string(b), err
+	return s, err
 }
 
 func isConstraint(err error, codes ...int) bool {
@@ -282,7 +260,7 @@ func isUniqueViolation(err error) bool {
 func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
 	c.write.Lock()
 	defer c.write.Unlock()
-	tags, err := encodeTags(s.Tags)
+	tags, err := sqlrow.EncodeTags(s.Tags)
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", s.Name, err)
 	}
@@ -303,7 +281,7 @@ func (c *Catalog) CreateStream(ctx context.Context, s *store.Stream) error {
 
 // StreamByName returns the stream named name.
 func (c *Catalog) StreamByName(ctx context.Context, name string) (*store.Stream, error) {
-	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+streamColumns+` FROM streams WHERE name = ?`, name))
+	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams WHERE name = ?`, name))
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
@@ -312,7 +290,7 @@ func (c *Catalog) StreamByName(ctx context.Context, name string) (*store.Stream,
 
 // StreamByARN returns the stream whose ARN is arn.
 func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, error) {
-	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+streamColumns+` FROM streams WHERE arn = ?`, arn))
+	s, err := scanStream(c.db.QueryRowContext(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams WHERE arn = ?`, arn))
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", arn, err)
 	}
@@ -323,7 +301,7 @@ func (c *Catalog) StreamByARN(ctx context.Context, arn string) (*store.Stream, e
 func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit int) ([]*store.Stream, error) {
 	// GLOB would be case-sensitive too, but LIKE with case_sensitive_like is
 	// per-connection state; compare the prefix with substr instead.
-	rows, err := c.db.QueryContext(ctx, `SELECT `+streamColumns+` FROM streams
+	rows, err := c.db.QueryContext(ctx, `SELECT `+sqlrow.StreamColumns+` FROM streams
 		WHERE substr(name, 1, ?) = ? AND name > ? ORDER BY name LIMIT ?`,
 		len(prefix), prefix, after, limit)
 	if err != nil {
@@ -343,7 +321,7 @@ func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit i
 
 // UpdateStream writes s if its stored version is oldVersion.
 func (c *Catalog) UpdateStream(ctx context.Context, s *store.Stream, oldVersion string) error {
-	tags, err := encodeTags(s.Tags)
+	tags, err := sqlrow.EncodeTags(s.Tags)
 	if err != nil {
 		return fmt.Errorf("update stream %s: %w", s.Name, err)
 	}
