@@ -30,15 +30,15 @@ func benchFragment(stream int64, seq uint64) *store.Fragment {
 		Size: 1 << 20, BlobKey: "f/" + n, HeaderKey: "h/1"}
 }
 
-// BenchmarkFencedCommit commits one fragment row at a time under a lease,
-// as one ingest session does, and reports the median commit time.
-func BenchmarkFencedCommit(b *testing.B) {
+// leased opens a fresh catalog, joins it as a node and gives that node
+// the lease of a new stream.
+func leased(b *testing.B) (*postgres.Catalog, *store.Stream, store.Lease) {
 	ctx := context.Background()
 	c, err := postgres.Open(ctx, testenv.Postgres(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	if err := c.Join(ctx, "bench", "http://bench"); err != nil {
 		b.Fatal(err)
 	}
@@ -47,6 +47,14 @@ func BenchmarkFencedCommit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, s, l
+}
+
+// BenchmarkFencedCommit commits one fragment row at a time under a lease,
+// as one ingest session does, and reports the median commit time.
+func BenchmarkFencedCommit(b *testing.B) {
+	ctx := context.Background()
+	c, s, l := leased(b)
 	var times []time.Duration
 	var seq uint64
 	for b.Loop() {
@@ -90,19 +98,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 		run(b, c, nil, benchStream(b, c))
 	})
 	b.Run("postgres-fenced", func(b *testing.B) {
-		c, err := postgres.Open(ctx, testenv.Postgres(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Join(ctx, "bench", "http://bench"); err != nil {
-			b.Fatal(err)
-		}
-		s := benchStream(b, c)
-		l, err := c.AcquireLease(ctx, s.ID, "bench", time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c, s, l := leased(b)
 		run(b, c, &l, s)
 	})
 	b.Run("sqlite", func(b *testing.B) {
