@@ -265,15 +265,8 @@ func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit i
 		return nil, fmt.Errorf("list streams: %w", err)
 	}
 	defer rows.Close()
-	var out []*store.Stream
-	for rows.Next() {
-		s, err := scanStream(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list streams: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := sqlrow.All(rows, sqlrow.Stream)
+	if err != nil {
 		return nil, fmt.Errorf("list streams: %w", err)
 	}
 	return out, nil

@@ -17,15 +17,7 @@ import (
 
 func scanFragments(rows *sql.Rows) ([]*store.Fragment, error) {
 	defer rows.Close()
-	var out []*store.Fragment
-	for rows.Next() {
-		f, err := sqlrow.Fragment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return sqlrow.All(rows, sqlrow.Fragment)
 }
 
 // addRequest is one AddFragments call waiting for a group commit.

@@ -308,15 +308,11 @@ func (c *Catalog) ListStreams(ctx context.Context, prefix, after string, limit i
 		return nil, fmt.Errorf("list streams: %w", err)
 	}
 	defer rows.Close()
-	var out []*store.Stream
-	for rows.Next() {
-		s, err := scanStream(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list streams: %w", err)
-		}
-		out = append(out, s)
+	out, err := sqlrow.All(rows, sqlrow.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // UpdateStream writes s if its stored version is oldVersion.

@@ -77,3 +77,23 @@ func InOrder(numbers []string, found []*store.Fragment) []*store.Fragment {
 	}
 	return out
 }
+
+// Rows are the rows of a query of either driver.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// All reads every row with read; the caller closes rows.
+func All[T any](rows Rows, read func(Scanner) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := read(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
