@@ -925,14 +925,25 @@ func (s *Session) drain(body *bodyReader) {
 }
 
 // fragmentReader reads a complete live fragment from the start, without
-// copying it first.
+// copying it first. Each call holds the fragment (live.Fragment.Hold), so
+// that its memory is not reused under the copy; a call after the fragment
+// left the hub (its stream was deleted) fails.
 type fragmentReader struct {
 	ctx context.Context
 	f   *live.Fragment
 	off int
 }
 
+// errFragmentGone fails a read of a fragment whose memory went back to the
+// live hub.
+var errFragmentGone = errors.New("the fragment left memory before it was stored")
+
 func (r *fragmentReader) Read(p []byte) (int, error) {
+	release, ok := r.f.Hold()
+	if !ok {
+		return 0, errFragmentGone
+	}
+	defer release()
 	view, done, err := r.f.Next(r.ctx, r.off)
 	if err != nil {
 		return 0, err
@@ -947,6 +958,11 @@ func (r *fragmentReader) Read(p []byte) (int, error) {
 
 // WriteTo hands the live chunks to w directly, so io.Copy skips a buffer.
 func (r *fragmentReader) WriteTo(w io.Writer) (int64, error) {
+	release, ok := r.f.Hold()
+	if !ok {
+		return 0, errFragmentGone
+	}
+	defer release()
 	var total int64
 	for {
 		view, done, err := r.f.Next(r.ctx, r.off)

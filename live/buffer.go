@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"sort"
 )
 
@@ -12,6 +13,10 @@ const (
 	maxChunk = 4 << 20  // bounds the memory a growing fragment adds at once
 	pageSize = 8 << 10  // the allocator's page: larger objects take whole pages anyway
 )
+
+// errRecycled is returned by Next on a fragment whose chunks went back to the hub's pool: only
+// a producer-side reader that read without Hold can meet it.
+var errRecycled = errors.New("live: fragment memory reused")
 
 // chunk is one piece of a fragment's buffer.
 type chunk struct {
@@ -30,13 +35,16 @@ func (f *Fragment) Write(ctx context.Context, p []byte) error {
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	if f.sealed.Load() {
+		return nil // its chunks may be another fragment's by now
+	}
 	for rest := p; len(rest) > 0; {
 		if len(f.tail) == cap(f.tail) {
 			size := f.chunkSize(len(rest))
 			if ok, err := f.hub.grow(ctx, f, size); !ok {
 				return err
 			}
-			c := make([]byte, size)
+			c := f.hub.pool.get(size)
 			f.mu.Lock()
 			f.chunks = append(f.chunks, chunk{start: f.written, b: c})
 			f.mu.Unlock()
@@ -62,13 +70,12 @@ func (f *Fragment) Write(ctx context.Context, p []byte) error {
 	return nil
 }
 
-// chunkSize returns the capacity of the next chunk: half the bytes written so far, so a
-// fragment needs few chunks (a 1 MB one about a dozen) and leaves at most a third of its
-// memory unused, and memory follows the bytes received rather than being taken for the whole
-// fragment at its start. It is at least need, so that a Write adds at most one chunk.
+// chunkSize returns the capacity of the next chunk: half the bytes written so far rounded up
+// to a power of two (the pool's classes), so a fragment needs few chunks (a 1 MB one eight)
+// and memory follows the bytes received rather than being taken for the whole fragment at
+// its start. It is at least need, so that a Write adds at most one chunk.
 func (f *Fragment) chunkSize(need int) int {
-	size := max(min(max(f.written/2, minChunk), maxChunk), need)
-	return (size + pageSize - 1) / pageSize * pageSize
+	return classSize(max(min(max(f.written/2, minChunk), maxChunk), need))
 }
 
 // Next returns the bytes of the fragment from offset off on, as a read-only view that stays
@@ -82,6 +89,10 @@ func (f *Fragment) Next(ctx context.Context, off int) (p []byte, done bool, err 
 	}
 	for {
 		f.mu.Lock()
+		if f.recycled {
+			f.mu.Unlock()
+			return nil, false, errRecycled
+		}
 		if off < f.n {
 			p = f.view(off)
 			done = f.done && off+len(p) == f.n

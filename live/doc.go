@@ -16,8 +16,21 @@
 // long as the reader keeps it, after eviction too (the GC keeps the chunk). Copy-on-grow would
 // also keep old views valid, but it copies every byte again at each growth and briefly holds
 // two copies; chunks cost nothing but a view boundary. Each chunk holds half the bytes written
-// so far, so a fragment's memory follows the bytes received (no more than a third unused) and
-// a 1 MB fragment takes about a dozen chunks.
+// so far, rounded up to a power of two, so a fragment's memory follows the bytes received and
+// a 1 MB fragment takes eight chunks.
+//
+// # Reused chunks
+//
+// Most cameras have no live viewer: their fragments are written, stored by ingest and evicted
+// without any reader ever seeing them. The chunks of such a fragment go back to a pool in the
+// hub when it leaves the window, and the next fragments fill them instead of fresh memory,
+// which the allocator would zero, the kernel fault in page by page and the collector chase
+// (at 100 real-time cameras that halved the resident memory per stream). A fragment is
+// reused only if nothing can read it any more: its producer completed it (Complete seals it
+// against later Writes), no reader was ever handed it (Stream.After, Get and Current mark it
+// shared, and a shared fragment's chunks are left to the GC, keeping every view valid), and
+// no producer-side reader holds it (Fragment.Hold, which ingest's archive writer takes while
+// it reads the fragment it produced).
 //
 // # Broadcast wakeups
 //

@@ -2,6 +2,7 @@ package live
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,7 @@ type Fragment struct {
 	// Guarded by hub.mu: the window's bookkeeping.
 	state        state
 	persisted    bool
+	shared       bool      // a reader was handed the fragment (Stream.After, Get, Current)
 	size         int64     // capacity of the chunks, as counted in the window
 	older, newer *Fragment // neighbours in the hub's age list
 
@@ -44,6 +46,9 @@ type Fragment struct {
 	wmu     sync.Mutex
 	tail    []byte // the chunk being filled: len is what was written into it
 	written int    // bytes written so far
+	// sealed is set, under wmu, once the producer completed the fragment: no Write touches
+	// the chunks after it. Atomic so that the hub may read it under its own lock.
+	sealed atomic.Bool
 
 	// Guarded by mu: what readers see.
 	mu       sync.Mutex
@@ -53,13 +58,78 @@ type Fragment struct {
 	complete bool          // done because it is whole; mirrors state so readers skip hub.mu
 	dur      time.Duration // set when complete
 	changed  chan struct{} // closed when n or done change; nil until a reader waits
+	holds    int           // producer-side readers in progress (Hold)
+	released bool          // left the window unshared: the last Hold returns the chunks
+	recycled bool          // the chunks went back to the hub's pool
 }
 
 // Complete records that the fragment is whole and lasts d; readers see it end. The hub may
 // evict it from now on if it was begun with archived false, otherwise once Persisted.
-// Complete does nothing to a fragment that already ended.
+// Complete does nothing to a fragment that already ended. The producer must not Write after
+// Complete (such bytes are discarded).
 func (f *Fragment) Complete(d time.Duration) {
+	f.wmu.Lock()
+	f.sealed.Store(true)
+	f.wmu.Unlock()
 	f.end(complete, d)
+}
+
+// Hold lets the producer's side read its own fragment with Next, as the archive writer does,
+// although no reader was ever handed it: until the returned release is called, the fragment's
+// chunks are not reused, even if it leaves the hub. Chunks of a fragment that a reader was
+// handed are never reused (its views stay valid for ever); those of one that only its
+// producer knows go back to the hub's pool once it leaves the window, which is why the
+// producer must Hold it to read it. ok is false if that already happened: the fragment was
+// evicted, withdrawn or dropped before the Hold.
+func (f *Fragment) Hold() (release func(), ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recycled {
+		return nil, false
+	}
+	f.holds++
+	return f.unhold, true
+}
+
+func (f *Fragment) unhold() {
+	f.mu.Lock()
+	f.holds--
+	var chunks []chunk
+	if f.holds == 0 && f.released {
+		chunks = f.takeChunks()
+	}
+	f.mu.Unlock()
+	if chunks != nil {
+		h := f.hub
+		h.mu.Lock()
+		h.stats.RecycledBytes += h.pool.put(chunks)
+		h.mu.Unlock()
+	}
+}
+
+// recycle gives f's chunks back to the hub's pool as f leaves the window, if nothing can read
+// them any more: its producer sealed it and no reader was handed it; a Hold in progress
+// defers that to its release. It requires hub.mu.
+func (f *Fragment) recycle() {
+	if !f.sealed.Load() || f.shared {
+		return
+	}
+	f.mu.Lock()
+	var chunks []chunk
+	if f.holds > 0 {
+		f.released = true
+	} else {
+		chunks = f.takeChunks()
+	}
+	f.mu.Unlock()
+	f.hub.stats.RecycledBytes += f.hub.pool.put(chunks)
+}
+
+// takeChunks marks f recycled and returns its chunks for the pool. f.mu must be held.
+func (f *Fragment) takeChunks() []chunk {
+	chunks := f.chunks
+	f.chunks, f.recycled, f.released = nil, true, false
+	return chunks
 }
 
 // Abort ends a fragment that ingest could not finish. Readers following it see it end where

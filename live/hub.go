@@ -47,6 +47,10 @@ type Stats struct {
 	Streams      int   // streams holding at least one fragment
 	Evictions    int64 // fragments evicted by the limits or by age since the hub was created
 	EvictedBytes int64 // buffer capacity those evictions released
+	// RecycledBytes is the buffer capacity given back for reuse since the hub was created:
+	// that of fragments that left the window (evicted, withdrawn or dropped) once complete,
+	// when no reader had been handed them.
+	RecycledBytes int64
 }
 
 // Hub holds the live and recent fragments of every stream ingested on this node.
@@ -63,6 +67,7 @@ type Hub struct {
 	newest  *Fragment // total-bytes eviction (linked through Fragment.older and .newer)
 	stats   Stats
 	freed   chan struct{} // closed when memory may have become available; nil until someone waits
+	pool    chunkPool     // chunks of fragments no reader can see any more
 }
 
 // NewHub returns an empty Hub bounded by opts.

@@ -42,6 +42,7 @@ func (s *Stream) After(ctx context.Context, number string, wait bool) (*Fragment
 		w := s.window
 		if i := sort.Search(len(w), func(i int) bool { return compareNumbers(w[i].meta.Number, number) > 0 }); i < len(w) {
 			f := w[i] // before unlocking: eviction clears the slots it frees
+			f.shared = true
 			h.mu.Unlock()
 			return f, nil
 		}
@@ -71,6 +72,7 @@ func (s *Stream) Get(number string) *Fragment {
 	w := s.window
 	i := sort.Search(len(w), func(i int) bool { return compareNumbers(w[i].meta.Number, number) >= 0 })
 	if i < len(w) && compareNumbers(w[i].meta.Number, number) == 0 {
+		w[i].shared = true
 		return w[i]
 	}
 	return nil
@@ -93,6 +95,9 @@ func (s *Stream) Current() *Fragment {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if s.current != nil {
+		s.current.shared = true
+	}
 	return s.current
 }
 

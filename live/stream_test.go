@@ -113,6 +113,7 @@ func TestDrop(t *testing.T) {
 	other := h.Begin(2, meta(1), memoryOnly)
 	other.Write(context.Background(), []byte("x"))
 	s := h.Stream(1)
+	held := s.Get(number(1)) // a reader's
 
 	h.Drop(1)
 	h.Drop(3) // unknown: nothing happens
@@ -127,7 +128,7 @@ func TestDrop(t *testing.T) {
 	if got := readAll(t, cur); string(got) != "abc" {
 		t.Errorf("the dropped in-progress fragment reads %q, want \"abc\"", got)
 	}
-	if got := readAll(t, old); len(got) != 0 {
+	if got := readAll(t, held); len(got) != 0 {
 		t.Errorf("a dropped fragment held by a reader reads %q", got)
 	}
 	want := Stats{Bytes: minChunk, Fragments: 1, Streams: 1}

@@ -73,6 +73,7 @@ func (h *Hub) release(f *Fragment) {
 		h.newest = f.older
 	}
 	f.older, f.newer = nil, nil
+	f.recycle()
 	s.bytes -= f.size
 	h.stats.Bytes -= f.size
 	h.stats.Fragments--
