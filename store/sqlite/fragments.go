@@ -51,57 +51,78 @@ func (c *Catalog) AddFragments(ctx context.Context, lease *store.Lease, fs []*st
 	return <-req.done
 }
 
-// commitFragments inserts a batch of requests in one transaction, each
-// request inside a savepoint so that one whose rows violate a constraint
-// fails alone; a failed commit fails them all.
+// commitFragments inserts a batch of requests in one transaction. Rows
+// rarely violate a constraint, so the batch goes in whole first; if one
+// does, the batch is inserted again with each request inside a savepoint,
+// so that the offending request fails alone. A failed commit fails them all.
 func (c *Catalog) commitFragments(ctx context.Context, batch []*addRequest) {
 	errs := make([]error, len(batch))
-	err := func() error {
-		tx, err := c.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+sqlrow.FragmentColumns+`) VALUES (?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
-				return err
-			}
-			for _, f := range r.fs {
-				_, err := stmt.ExecContext(ctx, f.StreamID, f.Number, f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(),
-					f.Duration.Milliseconds(), f.Size, f.BlobKey, f.HeaderKey)
-				switch {
-				case isUniqueViolation(err):
-					errs[i] = fmt.Errorf("add fragment %s: %w", f.Number, store.ErrExists)
-				case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY):
-					errs[i] = fmt.Errorf("add fragment %s: stream %d: %w", f.Number, f.StreamID, store.ErrNotFound)
-				case err != nil:
-					return err
-				}
-				if errs[i] != nil {
-					break
-				}
-			}
-			end := `RELEASE request`
-			if errs[i] != nil {
-				end = `ROLLBACK TO request; RELEASE request`
-			}
-			if _, err := tx.ExecContext(ctx, end); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
+	err := c.insertBatch(ctx, batch, nil)
+	if errors.Is(err, errRowRejected) {
+		err = c.insertBatch(ctx, batch, errs)
+	}
 	for i, r := range batch {
 		if err != nil {
 			errs[i] = fmt.Errorf("add %d fragments: %w", len(r.fs), err)
 		}
 		r.done <- errs[i]
 	}
+}
+
+// errRowRejected ends an insertBatch without savepoints at the first row
+// that violates a constraint.
+var errRowRejected = errors.New("a fragment row violates a constraint")
+
+// insertBatch inserts the rows of batch in one transaction. With errs nil
+// it uses no savepoint and a constraint violation fails it with
+// errRowRejected; otherwise each request runs in a savepoint and its
+// violation goes to errs, the other requests' rows being committed.
+func (c *Catalog) insertBatch(ctx context.Context, batch []*addRequest, errs []error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt := tx.StmtContext(ctx, c.insertFragment)
+	defer stmt.Close()
+	for i, r := range batch {
+		if errs != nil {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT request`); err != nil {
+				return err
+			}
+		}
+		var rejected error
+		for _, f := range r.fs {
+			_, err := stmt.ExecContext(ctx, f.StreamID, f.Number, f.ProducerTime.UnixMilli(), f.ServerTime.UnixMilli(),
+				f.Duration.Milliseconds(), f.Size, f.BlobKey, f.HeaderKey)
+			switch {
+			case isUniqueViolation(err):
+				rejected = fmt.Errorf("add fragment %s: %w", f.Number, store.ErrExists)
+			case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY):
+				rejected = fmt.Errorf("add fragment %s: stream %d: %w", f.Number, f.StreamID, store.ErrNotFound)
+			case err != nil:
+				return err
+			}
+			if rejected != nil {
+				break
+			}
+		}
+		if errs == nil {
+			if rejected != nil {
+				return errRowRejected
+			}
+			continue
+		}
+		errs[i] = rejected
+		end := `RELEASE request`
+		if rejected != nil {
+			end = `ROLLBACK TO request; RELEASE request`
+		}
+		if _, err := tx.ExecContext(ctx, end); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // Fragments returns the rows for numbers, in the order asked.

@@ -92,6 +92,9 @@ type Catalog struct {
 	// pending holds fragment rows waiting for the next group commit.
 	pendingMu sync.Mutex
 	pending   []*addRequest
+	// insertFragment is prepared once: group commits run it in their
+	// transactions (database/sql keeps it prepared per connection).
+	insertFragment *sql.Stmt
 }
 
 var _ store.Catalog = (*Catalog)(nil)
@@ -114,7 +117,17 @@ func Open(path string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	return newCatalog(db, path)
+}
+
+// newCatalog returns the Catalog on the migrated database db.
+func newCatalog(db *sql.DB, path string) (*Catalog, error) {
+	insert, err := db.Prepare(`INSERT INTO fragments (` + sqlrow.FragmentColumns + `) VALUES (?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db, insertFragment: insert}, nil
 }
 
 // ErrInUse is returned by OpenExclusive for a catalog another process has
@@ -152,7 +165,7 @@ func OpenExclusive(path string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
-	return &Catalog{db: db}, nil
+	return newCatalog(db, path)
 }
 
 // ErrReadOnly is returned by Open for a catalog the process cannot write.
@@ -229,7 +242,10 @@ func readOnly(err error) error {
 }
 
 // Close closes the database.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *Catalog) Close() error {
+	c.insertFragment.Close()
+	return c.db.Close()
+}
 
 func scanStream(row sqlrow.Scanner) (*store.Stream, error) {
 	s, err := sqlrow.Stream(row)
