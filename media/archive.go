@@ -263,8 +263,5 @@ func (l *FragmentList) appendArchived(ctx context.Context, buf []byte, f *store.
 	defer blob.Close()
 	buf = append(buf, header...)
 	buf = mkv.AppendStartTags(buf, f.Number, f.ServerTime.UnixMilli(), f.ProducerTime.UnixMilli())
-	if err := pace(ctx, l.limiter, sink, buf); err != nil {
-		return buf, err
-	}
-	return buf, copyPaced(ctx, l.limiter, sink, blob)
+	return buf, sendBlob(ctx, l.limiter, sink, buf, blob, f.Size, nil)
 }

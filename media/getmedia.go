@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -650,17 +651,17 @@ func (r *Reader) sendArchived(ctx context.Context, sink Sink, f *store.Fragment)
 	defer blob.Close()
 	r.buf = append(r.buf[:0], header...)
 	r.buf = mkv.AppendStartTags(r.buf, f.Number, f.ServerTime.UnixMilli(), f.ProducerTime.UnixMilli())
-	if err := r.write(ctx, sink, r.buf); err != nil {
-		return err
+	endTags := func(b []byte) []byte {
+		return mkv.AppendEndTags(b, max(time.Since(f.ServerTime).Milliseconds(), 0), f.Number)
 	}
-	if err := copyPaced(ctx, r.limiter, sink, blob); err != nil {
+	if err := sendBlob(ctx, r.limiter, sink, r.buf, blob, f.Size, endTags); err != nil {
 		var re *readError
 		if errors.As(err, &re) {
 			return internal(ctx, f.Number, fmt.Errorf("read fragment: %w", re.err))
 		}
 		return err
 	}
-	return r.endTags(ctx, sink, f.Number, f.ServerTime)
+	return nil
 }
 
 // openFailed classifies a failure to open an archived fragment's data.
@@ -696,7 +697,7 @@ func (r *Reader) write(ctx context.Context, sink Sink, p []byte) error {
 
 // sessionLimiter returns the byte-rate limiter of one read session.
 func (s *Service) sessionLimiter() *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), max(1, min(int(s.opts.BytesPerSecond), 1<<20)))
+	return rate.NewLimiter(rate.Limit(s.opts.BytesPerSecond), max(1, min(int(s.opts.BytesPerSecond), maxPiece)))
 }
 
 // pace sends p within lim's byte rate and flushes it.
@@ -720,25 +721,64 @@ type readError struct{ err error }
 
 func (e *readError) Error() string { return e.err.Error() }
 
-// copyPaced sends everything src yields within lim's byte rate; a read
-// failure is a *readError.
-func copyPaced(ctx context.Context, lim *rate.Limiter, sink Sink, src io.Reader) error {
-	chunk := make([]byte, 256<<10)
+// maxPiece bounds the buffer an archived chunk is sent from, and so a
+// reader's memory: a fragment that does not fit (2 s fragments past about
+// 4 Mbit/s) goes out in several pieces. It is also the largest burst of a
+// session's byte rate, so that a piece is one write.
+const maxPiece = 1 << 20
+
+// pieces are the buffers of sendBlob, shared by the readers so that one
+// waiting at the live edge holds none.
+var pieces sync.Pool
+
+// sendBlob sends, within lim's byte rate, a chunk of head, what blob
+// yields (size bytes, as the catalog has it) and what tail appends (nil
+// for nothing). Blob bytes are read into the buffer right after head, so a
+// fragment that fits costs one read and one write of the whole chunk
+// rather than a write per piece read; a read failure is a *readError.
+func sendBlob(ctx context.Context, lim *rate.Limiter, sink Sink, head []byte, blob io.Reader, size int64, tail func([]byte) []byte) error {
+	need := int(min(int64(len(head))+max(size, 0)+endTagsRoom, maxPiece))
+	bp, _ := pieces.Get().(*[]byte)
+	if bp == nil || cap(*bp) < need {
+		b := make([]byte, 0, need)
+		bp = &b
+	}
+	defer pieces.Put(bp)
+	buf := append((*bp)[:0], head...)
 	for {
-		k, err := src.Read(chunk)
-		if k > 0 {
-			if err := pace(ctx, lim, sink, chunk[:k]); err != nil {
+		if len(buf) == cap(buf) {
+			if err := pace(ctx, lim, sink, buf); err != nil {
 				return err
 			}
+			buf = buf[:0]
 		}
+		k, err := blob.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
+			if perr := pace(ctx, lim, sink, buf); perr != nil {
+				return perr
+			}
 			return &readError{err}
 		}
 	}
+	if tail != nil {
+		if cap(buf)-len(buf) < endTagsRoom {
+			if err := pace(ctx, lim, sink, buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		buf = tail(buf)
+	}
+	return pace(ctx, lim, sink, buf)
 }
+
+// endTagsRoom is room enough for a chunk's end Tags, so that appending
+// them does not grow the buffer.
+const endTagsRoom = 256
 
 // normalizeNumber makes a client's fragment number comparable with stored
 // ones as a string: 47 digits, the width of every number openkvs makes.

@@ -54,14 +54,20 @@ func cluster(i int) []byte {
 // archive stores fragments with the given sequence numbers, one second apart.
 func (h *harness) archive(seqs ...uint64) []string {
 	h.t.Helper()
+	return h.archiveData(cluster, seqs...)
+}
+
+// archiveData is archive with data(i) as fragment i's bytes.
+func (h *harness) archiveData(data func(i int) []byte, seqs ...uint64) []string {
+	h.t.Helper()
 	var rows []*store.Fragment
 	var numbers []string
 	for i, seq := range seqs {
 		server := time.UnixMilli(1_700_000_000_000 + int64(i)*1000)
 		f := &store.Fragment{StreamID: h.stream.ID, Number: store.FragmentNumber(seq, server.UnixMilli()),
 			ProducerTime: time.UnixMilli(int64(i) * 1000), ServerTime: server, Duration: 99 * time.Millisecond,
-			Size: int64(len(cluster(i))), BlobKey: fmt.Sprintf("f%d", i), HeaderKey: "h"}
-		if err := h.blobs.Put(context.Background(), f.BlobKey, bytes.NewReader(cluster(i)), f.Size); err != nil {
+			Size: int64(len(data(i))), BlobKey: fmt.Sprintf("f%d", i), HeaderKey: "h"}
+		if err := h.blobs.Put(context.Background(), f.BlobKey, bytes.NewReader(data(i)), f.Size); err != nil {
 			h.t.Fatal(err)
 		}
 		rows = append(rows, f)
@@ -108,13 +114,18 @@ func (h *harness) reader(typ string) *Reader {
 
 // sink collects a payload and lets a test act after each flush.
 type sink struct {
-	buf     bytes.Buffer
-	onFlush func(payload []byte)
+	buf             bytes.Buffer
+	onFlush         func(payload []byte)
+	writes, flushes int
 }
 
-func (s *sink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *sink) Write(p []byte) (int, error) {
+	s.writes++
+	return s.buf.Write(p)
+}
 
 func (s *sink) Flush() error {
+	s.flushes++
 	if s.onFlush != nil {
 		s.onFlush(s.buf.Bytes())
 	}
@@ -380,5 +391,45 @@ func TestCatchUpReadsRowsInPages(t *testing.T) {
 	// Three pages, then one query that finds the end of the archive.
 	if c.after != 4 {
 		t.Errorf("%d FragmentsAfter queries, want 4", c.after)
+	}
+}
+
+// A reader catching up sends an archived fragment as one write of its
+// whole chunk (header, start Tags, Cluster, end Tags) and one flush: a few
+// syscalls per fragment. A fragment larger than maxPiece goes out a
+// maxPiece at a time, a write and a flush each, with the same bytes.
+func TestCatchUpWritesWholeChunks(t *testing.T) {
+	h := newHarness(t, 1)
+	h.svc = New(h.catalog, h.blobs, h.hub, Options{CallsPerSecond: 1000, BytesPerSecond: 1e12}, nil)
+	big := synth.Cluster(1000, synth.Frame{Track: 1, Key: true, Size: 2*maxPiece + 1000})
+	data := func(i int) []byte {
+		if i == 1 {
+			return big
+		}
+		return cluster(i)
+	}
+	numbers := h.archiveData(data, 1, 2, 3)
+	ctx, cancel := context.WithCancel(deadline(t))
+	s := &sink{onFlush: func(b []byte) {
+		if chunks(b) == 3 {
+			cancel()
+		}
+	}}
+	if err := h.reader(SelectEarliest).Run(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want it ended by the test", err)
+	}
+	got := parse(t, s.buf.Bytes())
+	if len(got) != 3 {
+		t.Fatalf("%d chunks, want 3", len(got))
+	}
+	for i, ch := range got {
+		if ch.Tags[mkv.TagFragmentNumber] != numbers[i] || !bytes.Equal(ch.Cluster, data(i)) {
+			t.Fatalf("chunk %d: fragment %s, want %s with its bytes", i, ch.Tags[mkv.TagFragmentNumber], numbers[i])
+		}
+	}
+	// The big chunk is three pieces: two full ones, then the rest with the
+	// end Tags.
+	if s.writes != 1+3+1 || s.flushes != 1+3+1 {
+		t.Errorf("%d writes and %d flushes, want 5 and 5", s.writes, s.flushes)
 	}
 }
