@@ -169,7 +169,8 @@ func isLost(c ingest.Claim) bool {
 func TestClaimAndRoute(t *testing.T) {
 	db := newDB(t)
 	ca, cb := db.open(), db.open()
-	a, b := startNode(t, ca, "a"), startNode(t, cb, "b")
+	// a's lease outlives the test: only its death can let b take over.
+	a, b := startNodeTTL(t, ca, "a", time.Hour), startNode(t, cb, "b")
 	id, other := db.stream(ca, "cam"), db.stream(ca, "other")
 	claimA := mustClaim(t, a, id)
 	l, err := claimA.Lease()
@@ -210,12 +211,15 @@ func TestClaimAndRoute(t *testing.T) {
 	if l2, _ := claimA2.Lease(); l2.Epoch != 1 {
 		t.Errorf("second claim's epoch = %d, want 1", l2.Epoch)
 	}
-	// A dead owner's stream is routed to, and claimed by, another node at
-	// once: its process's connections closing ends its liveness lock.
+	// A dead owner's stream is routed to, and claimed by, another node
+	// without waiting for its lease to expire: its process's connections
+	// closing ends its liveness lock, once PostgreSQL has ended their
+	// backends (which it does after the client has gone).
 	ca.Close()
-	if got, _ := b.DataEndpoint(context.Background(), st, "PUT_MEDIA", "http://self"); got != "http://self" {
-		t.Errorf("dead owner: DataEndpoint = %q, want http://self", got)
-	}
+	wait.For(t, "the dead owner's stream routed to the node asked", func() bool {
+		got, _ := b.DataEndpoint(context.Background(), st, "PUT_MEDIA", "http://self")
+		return got == "http://self"
+	})
 	claimB := mustClaim(t, b, id)
 	if l, _ := claimB.Lease(); l.Epoch != 2 {
 		t.Errorf("takeover epoch = %d, want 2", l.Epoch)
