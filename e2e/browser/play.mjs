@@ -86,6 +86,11 @@ try {
   await context.addInitScript({ path: "probe.js" });
   page.on("pageerror", (e) => print({ log: `page error: ${e.message}` }));
   page.on("console", (m) => { if (m.type() === "error") print({ log: `console: ${m.text()}` }); });
+  // Which request a console's "Failed to load resource" was; session tokens cut.
+  page.on("response", (r) => {
+    if (r.status() >= 400) print({ log: `HTTP ${r.status()}: ${r.request().method()} ${r.url().replace(/SessionToken=[^&]*/, "SessionToken=...")}` });
+  });
+  page.on("requestfailed", (r) => print({ log: `request failed: ${r.failure()?.errorText}: ${r.method()} ${r.url().replace(/SessionToken=[^&]*/, "SessionToken=...")}` }));
   await page.goto(pageURL, { timeout: 15000 });
   while (!done && Date.now() < deadline) {
     while (commands.length) {

@@ -7,6 +7,11 @@
 
 window.probeErrors = [];
 
+// note records what a page's player did, for a test that fails to print;
+// each probe takes the notes made since the one before.
+window.probeNotes = [];
+window.note = (s) => window.probeNotes.push(`${(performance.now() / 1000).toFixed(3)} ${s}`);
+
 // lumaVariance draws the current picture small and returns the variance of
 // its luma: near 0 for a blank (black, grey or single-colour) picture.
 window.lumaVariance = (video) => {
@@ -44,6 +49,8 @@ window.probeVideo = (video, playingDate) => {
     variance: window.lumaVariance(video),
     playingDate,
     errors,
+    buffered: Array.from({ length: video.buffered.length }, (_, i) => `${video.buffered.start(i).toFixed(3)}-${video.buffered.end(i).toFixed(3)}`).join(" "),
+    notes: window.probeNotes.splice(0),
   };
 };
 
