@@ -320,16 +320,33 @@ func TestBrowserOnDemand(t *testing.T) {
 	}
 }
 
-// liveMedia makes seconds of H.264+AAC media with ffmpeg, a key frame (and
-// so a fragment) every second.
+// liveMedia makes seconds of H.264+AAC media as a camera sends it: a key
+// frame, and so a fragment, every second. Without the cluster limits,
+// ffmpeg writing Matroska to a pipe also cuts a cluster every 32 KiB
+// (pipeMedia).
 func liveMedia(t *testing.T, seconds int) []byte {
+	t.Helper()
+	return ffmpegMedia(t, seconds, "-cluster_time_limit", "1100", "-cluster_size_limit", "50000000")
+}
+
+// pipeMedia makes seconds of H.264+AAC media as ffmpeg writes it to a pipe:
+// a key frame every second, and a cluster every key frame or 32 KiB, so
+// that some fragments open with frames that depend on the one before.
+func pipeMedia(t *testing.T, seconds int) []byte {
+	t.Helper()
+	return ffmpegMedia(t, seconds)
+}
+
+func ffmpegMedia(t *testing.T, seconds int, muxer ...string) []byte {
 	t.Helper()
 	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")
 	d := fmt.Sprint(seconds)
-	cmd := exec.CommandContext(ctx(t), ffmpeg, "-v", "error",
-		"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30:duration="+d, "-f", "lavfi", "-i", "sine=frequency=440:duration="+d,
+	args := []string{"-v", "error",
+		"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30:duration=" + d, "-f", "lavfi", "-i", "sine=frequency=440:duration=" + d,
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-ac", "1", "-f", "matroska", "-")
+		"-c:a", "aac", "-ac", "1"}
+	args = append(append(args, muxer...), "-f", "matroska", "-")
+	cmd := exec.CommandContext(ctx(t), ffmpeg, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
