@@ -321,22 +321,16 @@ func TestBrowserOnDemand(t *testing.T) {
 }
 
 // liveMedia makes seconds of H.264+AAC media as a camera sends it: a key
-// frame, and so a fragment, every second. Without the cluster limits,
-// ffmpeg writing Matroska to a pipe also cuts a cluster every 32 KiB
-// (pipeMedia).
+// frame, and so a fragment, every second.
 func liveMedia(t *testing.T, seconds int) []byte {
 	t.Helper()
 	return ffmpegMedia(t, seconds, "-cluster_time_limit", "1100", "-cluster_size_limit", "50000000")
 }
 
-// pipeMedia makes seconds of H.264+AAC media as ffmpeg writes it to a pipe:
-// a key frame every second, and a cluster every key frame or 32 KiB, so
-// that some fragments open with frames that depend on the one before.
-func pipeMedia(t *testing.T, seconds int) []byte {
-	t.Helper()
-	return ffmpegMedia(t, seconds)
-}
-
+// ffmpegMedia makes seconds of H.264+AAC media, a key frame every second,
+// with the Matroska muxer options given. With none it is what ffmpeg writes
+// to a pipe: a cluster every key frame or 32 KiB, so that some fragments
+// open with frames that depend on the one before.
 func ffmpegMedia(t *testing.T, seconds int, muxer ...string) []byte {
 	t.Helper()
 	ffmpeg := requireTool(t, "ffmpeg", "apt-get install -y ffmpeg")

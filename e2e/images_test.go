@@ -244,7 +244,7 @@ func TestGetImagesFragmentEdges(t *testing.T) {
 	for _, tc := range []struct {
 		stream string
 		file   []byte
-	}{{"file", media(t, "h264_aac.mkv")}, {"pipe", pipeMedia(t, 4)}} {
+	}{{"file", media(t, "h264_aac.mkv")}, {"pipe", ffmpegMedia(t, 4)}} {
 		t.Run(tc.stream, func(t *testing.T) {
 			clusters, pictures, midGOP := clusterTimes(t, tc.file)
 			if tc.stream == "pipe" && midGOP == 0 {
