@@ -115,7 +115,7 @@ func (s *Service) renderMedia(ctx context.Context, sess *session, token string, 
 	var tail []*hubFragment
 	if ll {
 		var err error
-		if tail, err = s.tail(sess); err != nil {
+		if tail, err = s.tail(ctx, sess); err != nil {
 			return nil, nil, edge{}, err
 		}
 	}

@@ -111,8 +111,28 @@ func (h *hubFragment) parts(track uint64) ([]playback.Part, error) {
 // tail returns the fragments the hub holds beyond the session's newest listed
 // one: complete ones the catalog has not listed yet, then the one in progress.
 // It stops at a fragment with another codec setup, which waits for the catalog.
-func (s *Service) tail(sess *session) ([]*hubFragment, error) {
+// sess.mu must be held.
+//
+// A fragment may leave the hub between the session's catalog read and this
+// hub read, and then be in neither: the playlist would lose its newest
+// fragment until the next reload. The hub lets an archived fragment go only
+// once it is persisted, so when one newer than the newest listed has left,
+// the window is brought up to date from the catalog again and the hub read
+// once more.
+func (s *Service) tail(ctx context.Context, sess *session) ([]*hubFragment, error) {
 	stream := s.hub.Stream(sess.tok.Stream)
+	out, err := s.hubTail(sess, stream)
+	if ev := stream.Evicted(); err != nil || ev == "" || sess.last != nil && ev <= sess.last.Number {
+		return out, err
+	}
+	if err := s.update(ctx, sess); err != nil {
+		return nil, err
+	}
+	return s.hubTail(sess, stream)
+}
+
+// hubTail is tail from what the session lists now.
+func (s *Service) hubTail(sess *session, stream *live.Stream) ([]*hubFragment, error) {
 	after := ""
 	if sess.last != nil {
 		after = sess.last.Number

@@ -67,6 +67,11 @@ func (sess *session) ended() bool {
 func (s *Service) refresh(ctx context.Context, sess *session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	return s.update(ctx, sess)
+}
+
+// update is refresh with sess.mu held.
+func (s *Service) update(ctx context.Context, sess *session) error {
 	tok := sess.tok
 	switch tok.Mode {
 	case ModeOnDemand:
