@@ -605,7 +605,7 @@ type persistJob struct {
 	headerAt  time.Time  // when the header blob was written
 	blobDone  chan error // the fragment blob (and header blob) are durable, or not
 	blobAt    time.Time  // when the fragment blob was written; set before blobDone
-	stored    bool       // the fragment blob may exist: delete it if the row is not added
+	blobKey   string     // the fragment blob's key if it may exist (delete it if the row is not added); set before blobDone
 }
 
 // persist stores complete fragments: blobs in parallel, then rows strictly
@@ -622,6 +622,8 @@ func (s *Session) persist() {
 	indexed := make(chan struct{})
 	go s.index(ctx, jobs, indexed)
 	sem := make(chan struct{}, persistParallel)
+	blobs := s.blobStore()
+	defer blobs.close()
 	for f := range s.persistQ {
 		j := &persistJob{f: f, blobDone: make(chan error, 1)}
 		var err error
@@ -630,12 +632,11 @@ func (s *Session) persist() {
 			j.blobDone <- err
 		} else {
 			sem <- struct{}{}
-			j.stored = true
 			go func() {
 				defer func() { <-sem }()
 				// The live hub holds the fragment's bytes: store them from there.
-				err := s.m.blobs.Put(ctx, s.blobKey(f), &fragmentReader{ctx: ctx, f: f.live}, f.size)
-				j.blobAt = time.Now()
+				key, err := blobs.put(ctx, f)
+				j.blobKey, j.blobAt = key, time.Now()
 				j.blobDone <- err
 			}()
 		}
@@ -781,7 +782,7 @@ func (s *Session) discard(ctx context.Context, jobs []*persistJob) {
 	var numbers []string
 	for _, j := range jobs {
 		j.f.live.Withdraw()
-		if j.stored {
+		if j.blobKey != "" {
 			numbers = append(numbers, j.f.number)
 		}
 	}
@@ -800,10 +801,10 @@ func (s *Session) discard(ctx context.Context, jobs []*persistJob) {
 		kept[r.Number] = true
 	}
 	for _, j := range jobs {
-		if !j.stored || kept[j.f.number] {
+		if j.blobKey == "" || kept[j.f.number] {
 			continue
 		}
-		if err := s.m.blobs.Delete(ctx, s.blobKey(j.f)); err != nil {
+		if err := s.m.blobs.Delete(ctx, j.blobKey); err != nil {
 			s.m.log.Warn("blob of an unstored fragment left to the sweeper", "stream", s.stream.Name, "fragment", j.f.number, "err", err)
 		}
 	}
@@ -821,15 +822,49 @@ func (s *Session) rows(jobs []*persistJob) []*store.Fragment {
 			ServerTime:   f.serverTime,
 			Duration:     f.duration,
 			Size:         f.size,
-			BlobKey:      s.blobKey(f),
+			BlobKey:      j.blobKey,
 			HeaderKey:    j.headerKey,
 		}
 	}
 	return out
 }
 
-func (s *Session) blobKey(f *fragment) string {
-	return fmt.Sprintf("s%d/f/%s", s.stream.ID, f.number)
+// fragmentStore writes a session's fragment blobs: appended to the
+// session's own log where the blobs can append (store.Appender), each an
+// object of its own otherwise.
+type fragmentStore struct {
+	s   *Session
+	log store.Log // nil: one object each
+}
+
+func (s *Session) blobStore() *fragmentStore {
+	fs := &fragmentStore{s: s}
+	if a, ok := s.m.blobs.(store.Appender); ok {
+		fs.log = a.Log(fmt.Sprintf("s%d/g", s.stream.ID))
+	}
+	return fs
+}
+
+// put stores fragment f and returns its blob key. A Put that fails may
+// still have stored the object (a commit lost in flight), so its key is
+// returned with the error, for discard to delete; an append that fails
+// leaves nothing any key refers to.
+func (fs *fragmentStore) put(ctx context.Context, f *fragment) (string, error) {
+	r := &fragmentReader{ctx: ctx, f: f.live}
+	if fs.log != nil {
+		return fs.log.Append(ctx, r, f.size)
+	}
+	key := fmt.Sprintf("s%d/f/%s", fs.s.stream.ID, f.number)
+	return key, fs.s.m.blobs.Put(ctx, key, r, f.size)
+}
+
+func (fs *fragmentStore) close() {
+	if fs.log == nil {
+		return
+	}
+	if err := fs.log.Close(); err != nil {
+		fs.s.m.log.Warn("close fragment log", "stream", fs.s.stream.Name, "err", err)
+	}
 }
 
 // storeHeader writes the header blob of fragment f the first time a

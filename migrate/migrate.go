@@ -3,10 +3,12 @@
 // of a cluster (PostgreSQL and an S3 bucket), for `openkvs migrate`.
 //
 // Streams keep their IDs (store.Importer): a blob's key names its stream
-// by ID (s{id}/f/{number}, s{id}/h/{hash}), and the fragment rows, the
-// sweeper's orphan pass and a deleted stream's clean-up all go by those
-// keys, so with the same IDs every blob copies under its own key and every
-// row copies as it is. Remapping IDs would mean rewriting every key and
+// by ID (s{id}/f/{number}, s{id}/h/{hash}, and s{id}/g/{segment}@{off}+{size}
+// for a fragment appended to a segment file, which becomes an object of
+// its own under that key), and the fragment rows, the sweeper's orphan
+// pass and a deleted stream's clean-up all go by those keys, so with the
+// same IDs every blob copies under its own key and every row copies as it
+// is. Remapping IDs would mean rewriting every key and
 // row, for nothing but the rare case of a target that already used those
 // IDs, which is refused instead.
 //

@@ -7,7 +7,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -138,7 +142,9 @@ type Catalog interface {
 	// server time is before t and returns them, so their blobs can go.
 	DeleteFragmentsBefore(ctx context.Context, id int64, t time.Time, limit int) ([]*Fragment, error)
 	// HasBlobKey reports whether any fragment row references the blob key as
-	// payload or header; the sweeper deletes only blobs that are unreferenced.
+	// payload or header, or references an object appended to it when key is
+	// a segment (Appender: a payload key that starts with key and "@"); the
+	// sweeper deletes only blobs that are unreferenced.
 	HasBlobKey(ctx context.Context, key string) (bool, error)
 
 	// Close releases the catalog.
@@ -169,6 +175,56 @@ type Prefetcher interface {
 	// Prefetch starts fetching the object key, of size bytes, for an Open
 	// to come.
 	Prefetch(key string, size int64)
+}
+
+// Appender is implemented by Blobs that can keep a writer's objects one
+// after another in a segment, an object of its own, instead of one object
+// each: an append costs one write and one fsync of a file that exists,
+// where a Put creates, fsyncs and renames a file and fsyncs its directory.
+// An appended object is read with Open under the key Append returns
+// (AppendedKey); Delete of it frees nothing, since its bytes go with its
+// segment: the sweeper deletes a segment (a key List yields, with
+// Modified the time of its last append) once no fragment row references
+// an object in it (Catalog.HasBlobKey).
+type Appender interface {
+	// Log starts a log of objects appended to segments whose keys start
+	// with prefix and a slash. A log is used by one writer and closed when
+	// it is done; segments of different logs never mix.
+	Log(prefix string) Log
+}
+
+// Log appends objects to segments (Appender).
+type Log interface {
+	// Append stores the size bytes r yields as a new object and returns
+	// its key once it is durable. r yielding more or fewer bytes, or any
+	// failure, is an error, and no key refers to what was written. Append
+	// may be called by several goroutines at once.
+	Append(ctx context.Context, r io.Reader, size int64) (key string, err error)
+	// Close ends the log; its segments stay.
+	Close() error
+}
+
+// AppendedKey is the key of the object of size bytes at offset off of the
+// segment whose key is segment.
+func AppendedKey(segment string, off, size int64) string {
+	return fmt.Sprintf("%s@%d+%d", segment, off, size)
+}
+
+// ParseAppendedKey splits the key of an appended object (AppendedKey); ok
+// is false for any other key.
+func ParseAppendedKey(key string) (segment string, off, size int64, ok bool) {
+	segment, place, found := strings.Cut(key, "@")
+	if !found || segment == "" {
+		return "", 0, 0, false
+	}
+	o, s, found := strings.Cut(place, "+")
+	off, errOff := strconv.ParseInt(o, 10, 64)
+	size, errSize := strconv.ParseInt(s, 10, 64)
+	if !found || errOff != nil || errSize != nil || off < 0 || size < 0 || off > math.MaxInt64-size ||
+		AppendedKey(segment, off, size) != key {
+		return "", 0, 0, false
+	}
+	return segment, off, size, true
 }
 
 // BlobInfo describes one stored object.

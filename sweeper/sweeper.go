@@ -22,6 +22,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,16 +142,44 @@ func (s *Sweeper) expire(ctx context.Context, st *store.Stream, cutoff time.Time
 		if err != nil {
 			return err
 		}
+		segments := map[string]bool{}
 		for _, f := range gone {
 			if err := s.Blobs.Delete(ctx, f.BlobKey); err != nil {
 				return err
 			}
 			s.Metrics.Deleted(metrics.SweepRetention, 1)
+			if seg, _, _, ok := store.ParseAppendedKey(f.BlobKey); ok {
+				segments[seg] = true
+			}
+		}
+		if err := s.dropSegments(ctx, segments); err != nil {
+			return err
 		}
 		if len(gone) < batch {
 			return nil
 		}
 	}
+}
+
+// dropSegments deletes the segments (store.Appender) that no row
+// references any more. Rows expire oldest first, so a segment goes with
+// the batch that expires its newest row; segments are appended to for
+// minutes, retention is at least an hour, so none of these gets another
+// object.
+func (s *Sweeper) dropSegments(ctx context.Context, segments map[string]bool) error {
+	for _, seg := range slices.Sorted(maps.Keys(segments)) {
+		used, err := s.Catalog.HasBlobKey(ctx, seg)
+		if err != nil {
+			return err
+		}
+		if used {
+			continue
+		}
+		if err := s.Blobs.Delete(ctx, seg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Orphans deletes the blobs older than the grace period that no catalog

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkvs/openkvs/blob/file"
 	"github.com/openkvs/openkvs/store"
 	"github.com/openkvs/openkvs/store/storetest"
 )
@@ -18,13 +19,14 @@ type fixture struct {
 	t       *testing.T
 	catalog store.Catalog
 	blobs   store.Blobs
+	files   *file.Blobs // blobs, to append to
 	sw      *Sweeper
 	now     time.Time // the sweeper's clock; blobs carry the real time they were written
 }
 
 func newFixture(t *testing.T) *fixture {
 	c, b := storetest.Embedded(t)
-	f := &fixture{t: t, catalog: c, blobs: b, now: time.Now()}
+	f := &fixture{t: t, catalog: c, blobs: b, files: b, now: time.Now()}
 	f.sw = &Sweeper{Catalog: c, Blobs: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return f.now }}
 	return f
@@ -69,6 +71,27 @@ func (f *fixture) fragment(st *store.Stream, age time.Duration, session string) 
 		f.t.Fatal(err)
 	}
 	return fr
+}
+
+// appended stores a fragment as fragment does, but appends its blob to l.
+func (f *fixture) appended(st *store.Stream, l store.Log, age time.Duration) *store.Fragment {
+	fr := &store.Fragment{StreamID: st.ID, Number: f.number(st), ServerTime: f.now.Add(-age), ProducerTime: f.now.Add(-age)}
+	key, err := l.Append(context.Background(), bytes.NewReader([]byte(fr.Number)), int64(len(fr.Number)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	fr.BlobKey = key
+	fr.HeaderKey = fmt.Sprintf("s%d/h/appended", st.ID)
+	if err := f.catalog.AddFragments(context.Background(), nil, []*store.Fragment{fr}); err != nil {
+		f.t.Fatal(err)
+	}
+	return fr
+}
+
+// segment returns the segment of an appended fragment.
+func segment(fr *store.Fragment) string {
+	seg, _, _, _ := store.ParseAppendedKey(fr.BlobKey)
+	return seg
 }
 
 func (f *fixture) keys() []string {
@@ -121,6 +144,34 @@ func TestExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wantKeys("after the orphan pass", keep.BlobKey, keep.HeaderKey)
+}
+
+// A segment goes with the last row that references it: the retention
+// sweep deletes the segment whose fragments all expired and keeps the one
+// that still holds a fragment, which reads back whole.
+func TestExpiredSegments(t *testing.T) {
+	f := newFixture(t)
+	f.files.SegmentSize = 2 * int64(len(f.number(f.stream("sizing", 1))))
+	st := f.stream("cam", 2)
+	f.put(fmt.Sprintf("s%d/h/appended", st.ID))
+	l := f.files.Log(fmt.Sprintf("s%d/g", st.ID))
+	old1, old2 := f.appended(st, l, 3*time.Hour), f.appended(st, l, 3*time.Hour)
+	old3, keep := f.appended(st, l, 3*time.Hour), f.appended(st, l, time.Hour)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segment(old1) != segment(old2) || segment(old3) != segment(keep) || segment(old1) == segment(keep) {
+		t.Fatalf("fragments in segments %s %s %s %s, want the first two in one, the others in another",
+			segment(old1), segment(old2), segment(old3), segment(keep))
+	}
+	if err := f.sw.Expired(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after the retention sweep", segment(keep), keep.HeaderKey)
+	data, err := store.ReadBlob(context.Background(), f.blobs, keep.BlobKey, int64(len(keep.Number)), nil)
+	if err != nil || string(data) != keep.Number {
+		t.Errorf("the kept fragment reads %q, %v; want %q", data, err, keep.Number)
+	}
 }
 
 // TestExpiredBoundary puts fragments two seconds either side of each
@@ -198,6 +249,35 @@ func TestOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wantKeys("after the grace period", "notes.txt", kept.BlobKey, kept.HeaderKey)
+}
+
+// The orphan pass deletes a segment that no row references once it is
+// older than the grace period (a crash between appends and rows) and keeps
+// a referenced one.
+func TestOrphanSegments(t *testing.T) {
+	f := newFixture(t)
+	st := f.stream("cam", 24)
+	f.put(fmt.Sprintf("s%d/h/appended", st.ID))
+	used := f.files.Log(fmt.Sprintf("s%d/g", st.ID))
+	kept := f.appended(st, used, time.Minute)
+	crashed := f.files.Log(fmt.Sprintf("s%d/g", st.ID))
+	key, err := crashed.Append(context.Background(), bytes.NewReader([]byte("no row")), 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used.Close()
+	crashed.Close()
+	orphan, _, _, _ := store.ParseAppendedKey(key)
+	all := []string{segment(kept), orphan, kept.HeaderKey}
+	if err := f.sw.Orphans(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after an orphan pass within the grace period", all...)
+	f.later()
+	if err := f.sw.Orphans(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.wantKeys("after the grace period", segment(kept), kept.HeaderKey)
 }
 
 // createAfterList is a catalog whose ListStreams creates a stream and

@@ -40,6 +40,12 @@ type Blobs struct {
 	// Metrics times Put and its fsync; nil times nothing. Set it before
 	// the first Put.
 	Metrics *metrics.Storage
+	// SegmentSize and SegmentAge end a log's segment (Log); zero means
+	// DefaultSegmentSize and DefaultSegmentAge. Set them before the first
+	// Log.
+	SegmentSize int64
+	SegmentAge  time.Duration
+	segments    segments
 }
 
 var _ store.Blobs = (*Blobs)(nil)
@@ -49,7 +55,8 @@ var _ store.Blobs = (*Blobs)(nil)
 // implement it (internal/powerfs).
 type fileSystem interface {
 	CreateTemp(dir, pattern string) (file, error)
-	Open(name string) (file, error) // a file to read, or a directory to fsync
+	Create(name string) (file, error) // a new file to write; fs.ErrExist if name exists
+	Open(name string) (file, error)   // a file to read, or a directory to fsync
 	Rename(oldpath, newpath string) error
 	Remove(name string) error
 	Mkdir(name string, perm fs.FileMode) error
@@ -60,7 +67,8 @@ type fileSystem interface {
 // file is an open file or directory. It is an alias of an unnamed
 // interface so that another package can return it.
 type file = interface {
-	io.ReadWriteCloser
+	io.ReadWriteSeeker
+	io.Closer
 	Name() string
 	Sync() error
 }
@@ -73,6 +81,14 @@ func (osFS) CreateTemp(dir, pattern string) (file, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err // not a nil *os.File in a non-nil file
+	}
+	return f, nil
+}
+
+func (osFS) Create(name string) (file, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -204,6 +220,9 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if err != nil {
 		return err
 	}
+	if _, _, _, ok := store.ParseAppendedKey(key); ok {
+		return fmt.Errorf("put blob %s: the key of an appended object", key)
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
@@ -279,6 +298,9 @@ func (c *cappedWriter) Write(p []byte) (int, error) {
 
 // Open returns the object's content.
 func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if segment, off, size, ok := store.ParseAppendedKey(key); ok {
+		return b.openAppended(key, segment, off, size)
+	}
 	path, err := b.path(key)
 	if err != nil {
 		return nil, err
@@ -293,11 +315,21 @@ func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// Delete removes the object if it exists.
+// Delete removes the object if it exists. An appended object stays: it
+// goes with its segment (store.Appender). A segment that a log appends to
+// stays too: the sweeper deletes a segment once no row references it, and
+// a row may be on its way for what was just appended. A parked segment is
+// closed and deleted.
 func (b *Blobs) Delete(ctx context.Context, key string) error {
+	if _, _, _, ok := store.ParseAppendedKey(key); ok {
+		return nil
+	}
 	path, err := b.path(key)
 	if err != nil {
 		return err
+	}
+	if !b.segments.release(path) {
+		return nil
 	}
 	if err := b.fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: %w", key, err)

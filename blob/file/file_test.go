@@ -36,3 +36,16 @@ func TestLeftoverTempFiles(t *testing.T) {
 		t.Errorf("leftover temp file still there: %v", err)
 	}
 }
+
+func TestAppenderConformance(t *testing.T) {
+	storetest.TestAppender(t, func(t *testing.T, dir string) interface {
+		store.Blobs
+		store.Appender
+	} {
+		b, err := file.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

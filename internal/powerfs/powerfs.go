@@ -39,7 +39,8 @@ var ErrPowerCut = errors.New("power cut")
 // Handle is an open file or directory: the interface blob/file's
 // fileSystem returns, spelled out so that the two are the same type.
 type Handle = interface {
-	io.ReadWriteCloser
+	io.ReadWriteSeeker
+	io.Closer
 	Name() string
 	Sync() error
 }
@@ -209,6 +210,26 @@ func (s *FS) CreateTemp(dir, pattern string) (Handle, error) {
 	return &handle{fsys: s, n: n, name: name, write: true}, nil
 }
 
+// Create creates a new empty file and opens it for writing; fs.ErrExist
+// if name exists.
+func (s *FS) Create(name string) (Handle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.op("create", name); err != nil {
+		return nil, err
+	}
+	d, base, err := s.parent("create", name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := d.entries[base]; ok {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	}
+	n := &node{mtime: time.Now()}
+	d.entries[base] = n
+	return &handle{fsys: s, n: n, name: name, write: true}, nil
+}
+
 // Open opens a file for reading, or a directory for Sync.
 func (s *FS) Open(name string) (Handle, error) {
 	s.mu.Lock()
@@ -367,7 +388,7 @@ type handle struct {
 	fsys   *FS
 	n      *node
 	name   string
-	write  bool // opened by CreateTemp
+	write  bool // opened by CreateTemp or Create
 	off    int  // read offset
 	closed bool
 }
@@ -416,6 +437,27 @@ func (h *handle) Read(p []byte) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// Seek sets the offset of the next Read; writes always append.
+func (h *handle) Seek(offset int64, whence int) (int64, error) {
+	var pos int64
+	err := h.do("seek", func() error {
+		switch whence {
+		case io.SeekStart:
+			pos = offset
+		case io.SeekCurrent:
+			pos = int64(h.off) + offset
+		case io.SeekEnd:
+			pos = int64(len(h.n.data)) + offset
+		}
+		if pos < 0 {
+			return &fs.PathError{Op: "seek", Path: h.name, Err: fs.ErrInvalid}
+		}
+		h.off = int(pos)
+		return nil
+	})
+	return pos, err
 }
 
 // Sync makes the file's contents, or the directory's entries, durable.

@@ -284,11 +284,14 @@ func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Ti
 	return out, nil
 }
 
-// HasBlobKey reports whether a fragment row references key.
+// HasBlobKey reports whether a fragment row references key, or an object
+// appended to it. blob_key is COLLATE "C", so the appended ones are the
+// range from key+"@" up to key+"A" ('@' + 1) of its index.
 func (c *Catalog) HasBlobKey(ctx context.Context, key string) (bool, error) {
 	var found bool
 	err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM fragments WHERE blob_key = $1)
-		OR EXISTS (SELECT 1 FROM fragments WHERE header_key = $1)`, key).Scan(&found)
+		OR EXISTS (SELECT 1 FROM fragments WHERE header_key = $1)
+		OR EXISTS (SELECT 1 FROM fragments WHERE blob_key >= $2 AND blob_key < $3)`, key, key+"@", key+"A").Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("look up blob %s: %w", key, err)
 	}

@@ -219,10 +219,13 @@ func (c *Catalog) DeleteFragmentsBefore(ctx context.Context, id int64, t time.Ti
 	return out, nil
 }
 
-// HasBlobKey reports whether a fragment row references key.
+// HasBlobKey reports whether a fragment row references key, or an object
+// appended to it. Keys compare as bytes, so the appended ones are the range
+// from key+"@" up to key+"A" ('@' + 1) of the blob_key index.
 func (c *Catalog) HasBlobKey(ctx context.Context, key string) (bool, error) {
 	var one int
-	err := c.db.QueryRowContext(ctx, `SELECT 1 FROM fragments WHERE blob_key = ? OR header_key = ? LIMIT 1`, key, key).Scan(&one)
+	err := c.db.QueryRowContext(ctx, `SELECT 1 FROM fragments WHERE blob_key = ? OR header_key = ?
+		OR (blob_key >= ? AND blob_key < ?) LIMIT 1`, key, key, key+"@", key+"A").Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

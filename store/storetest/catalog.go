@@ -28,6 +28,7 @@ func TestCatalog(t *testing.T, open OpenCatalog) {
 		"ReserveSequence":    testReserveSequence,
 		"FragmentIndex":      testFragmentIndex,
 		"FragmentRetention":  testFragmentRetention,
+		"SegmentReferences":  testSegmentReferences,
 		"DeleteCascades":     testDeleteCascades,
 		"ConcurrentSequence": testConcurrentSequence,
 		"ConcurrentAdds":     testConcurrentAdds,
@@ -409,6 +410,35 @@ func testFragmentRetention(t *testing.T, open OpenCatalog) {
 	left, _ := c.FragmentsAfter(ctx, s.ID, "", 10)
 	if diff := cmp.Diff(numbers(all[3:]), numbers(left)); diff != "" {
 		t.Errorf("fragments left (-want +got):\n%s", diff)
+	}
+}
+
+// A segment is referenced while any row references an object appended to
+// it, and only then: neighbouring keys that share its first bytes are not
+// in it.
+func testSegmentReferences(t *testing.T, open OpenCatalog) {
+	ctx := context.Background()
+	c := openTemp(t, open)
+	s := mustCreate(t, c, newStream("segments"))
+	seg := fmt.Sprintf("s%d/g/0001", s.ID)
+	f := fragment(s.ID, 1, 0)
+	f.BlobKey = store.AppendedKey(seg, 4096, f.Size)
+	neighbours := []*store.Fragment{fragment(s.ID, 2, 2000), fragment(s.ID, 3, 4000)}
+	neighbours[0].BlobKey = seg + "0@0+1"
+	neighbours[1].BlobKey = seg + "A"
+	if err := c.AddFragments(ctx, nil, append([]*store.Fragment{f}, neighbours...)); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{seg: true, f.BlobKey: true, seg + "0": true, "s1/g/000": false, seg + "@": false} {
+		if ok, err := c.HasBlobKey(ctx, key); err != nil || ok != want {
+			t.Errorf("HasBlobKey(%s) = %v, %v; want %v", key, ok, err, want)
+		}
+	}
+	if _, err := c.DeleteFragmentsBefore(ctx, s.ID, f.ServerTime.Add(time.Millisecond), 10); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.HasBlobKey(ctx, seg); err != nil || ok {
+		t.Errorf("HasBlobKey(%s) after its only fragment went = %v, %v; want false", seg, ok, err)
 	}
 }
 
