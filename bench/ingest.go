@@ -96,7 +96,7 @@ func runIngest(ctx context.Context, e *env, sc *Scenario) error {
 		sc.add(figure("server CPU", kvs.cpu/(total/1e9), "s/GB").against("baseline server", base.cpu/(total/1e9)))
 		sc.note("%d rounds of %.0f MB (%d fragments of %.2f MB, %d kbit/s camera) each side, alternating; openkvs acknowledged every fragment PERSISTED",
 			e.plan.ingestRounds, bytes/1e6, n, float64(e.video.size)/1e6, e.video.Bitrate/1000)
-		sc.note("the baseline reads, writes and fsyncs in turn on one file; openkvs writes each fragment to a file of its own, overlaps the fsyncs of consecutive fragments and commits their catalog rows in groups")
+		sc.note("the baseline reads, writes and fsyncs in turn on one file; openkvs appends each fragment to its segment file while the fsync of the ones before is under way (one fsync covers every fragment written meanwhile) and commits their catalog rows in groups")
 		sc.note("child started with --putmedia-bytes-per-second %s (the default 12.5 MB/s per stream would cap the rate)", unlimitedRate)
 	} else {
 		sc.note("against %s: its own --putmedia-bytes-per-second applies (12.5 MB/s by default); no CPU figure", e.opts.Target)

@@ -189,7 +189,8 @@ type Prefetcher interface {
 type Appender interface {
 	// Log starts a log of objects appended to segments whose keys start
 	// with prefix and a slash. A log is used by one writer and closed when
-	// it is done; segments of different logs never mix.
+	// it is done. Two logs open at once never append to one segment; a log
+	// may go on with a segment that a closed log of its prefix left.
 	Log(prefix string) Log
 }
 
