@@ -238,17 +238,23 @@ func TestOrphans(t *testing.T) {
 	f.put("notes.txt")
 	all := []string{"notes.txt", kept.BlobKey, kept.HeaderKey, crashed, header, "s999/f/1", "s999/h/x"}
 
+	f.orphanPasses(all, "notes.txt", kept.BlobKey, kept.HeaderKey)
+}
+
+// orphanPasses runs an orphan pass within the grace period, which must
+// leave the blobs all, and one after it, which must leave only kept.
+func (f *fixture) orphanPasses(all []string, kept ...string) {
+	f.t.Helper()
 	// Within the grace period a blob may still get its row: nothing goes.
 	if err := f.sw.Orphans(context.Background()); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.wantKeys("after an orphan pass within the grace period", all...)
-
 	f.later()
 	if err := f.sw.Orphans(context.Background()); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	f.wantKeys("after the grace period", "notes.txt", kept.BlobKey, kept.HeaderKey)
+	f.wantKeys("after the grace period", kept...)
 }
 
 // The orphan pass deletes a segment that no row references once it is
@@ -268,16 +274,7 @@ func TestOrphanSegments(t *testing.T) {
 	used.Close()
 	crashed.Close()
 	orphan, _, _, _ := store.ParseAppendedKey(key)
-	all := []string{segment(kept), orphan, kept.HeaderKey}
-	if err := f.sw.Orphans(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.wantKeys("after an orphan pass within the grace period", all...)
-	f.later()
-	if err := f.sw.Orphans(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.wantKeys("after the grace period", segment(kept), kept.HeaderKey)
+	f.orphanPasses([]string{segment(kept), orphan, kept.HeaderKey}, segment(kept), kept.HeaderKey)
 }
 
 // createAfterList is a catalog whose ListStreams creates a stream and

@@ -296,12 +296,15 @@ func (c *cappedWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Open returns the object's content.
+// Open returns the object's content: a file, or an appended object's
+// place in its segment.
 func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	if segment, off, size, ok := store.ParseAppendedKey(key); ok {
-		return b.openAppended(key, segment, off, size)
+	segment, off, size, appended := store.ParseAppendedKey(key)
+	name := key
+	if appended {
+		name = segment
 	}
-	path, err := b.path(key)
+	path, err := b.path(name)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +315,20 @@ func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open blob %s: %w", key, err)
 	}
-	return f, nil
+	if !appended {
+		return f, nil
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open blob %s: %w", key, err)
+	}
+	return &section{Reader: io.LimitReader(f, size), Closer: f}, nil
+}
+
+// section is an appended object: its bytes in the segment's file.
+type section struct {
+	io.Reader
+	io.Closer
 }
 
 // Delete removes the object if it exists. An appended object stays: it

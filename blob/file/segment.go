@@ -351,31 +351,6 @@ func (b *Blobs) segmentAge() time.Duration {
 	return DefaultSegmentAge
 }
 
-// openAppended returns a reader of the appended object in segment at off.
-func (b *Blobs) openAppended(key, segment string, off, size int64) (io.ReadCloser, error) {
-	path, err := b.path(segment)
-	if err != nil {
-		return nil, err
-	}
-	f, err := b.fsys.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open blob %s: %w", key, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open blob %s: %w", key, err)
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open blob %s: %w", key, err)
-	}
-	return &section{Reader: io.LimitReader(f, size), Closer: f}, nil
-}
-
-type section struct {
-	io.Reader
-	io.Closer
-}
-
 // writeErrors marks the errors of the file's writes, so that Append tells
 // them from its reader's: after a failed write the segment's contents are
 // unknown, after a failed read they are only longer.
