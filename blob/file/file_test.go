@@ -11,13 +11,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.TestBlobs(t, func(t *testing.T, dir string) store.Blobs {
-		b, err := file.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	})
+	storetest.TestBlobs(t, func(t *testing.T, dir string) store.Blobs { return openBlobs(t, dir) })
 }
 
 // A crash between write and rename leaves a temporary file: it is not an
@@ -42,10 +36,16 @@ func TestAppenderConformance(t *testing.T) {
 		store.Blobs
 		store.Appender
 	} {
-		b, err := file.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return openBlobs(t, dir)
 	})
+}
+
+// openBlobs opens Blobs in dir or fails the test.
+func openBlobs(t *testing.T, dir string) *file.Blobs {
+	t.Helper()
+	b, err := file.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -37,10 +37,7 @@ func appendData(t *testing.T, l store.Log, data []byte) string {
 // when the segment is older than the age; an object larger than the size
 // gets a segment of its own.
 func TestSegmentRotation(t *testing.T) {
-	b, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBlobs(t, t.TempDir())
 	b.SegmentSize = 100
 	l := b.Log("s1/g")
 	defer l.Close()
@@ -55,10 +52,7 @@ func TestSegmentRotation(t *testing.T) {
 		t.Errorf("no new segment past the size: %s %s %s", k2, k3, k4)
 	}
 
-	aged, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	aged := openBlobs(t, t.TempDir())
 	aged.SegmentAge = time.Nanosecond
 	al := aged.Log("s1/g")
 	defer al.Close()
@@ -71,10 +65,7 @@ func TestSegmentRotation(t *testing.T) {
 // object may be on its way) and removes it once the log is done with it.
 func TestDeleteKeepsOpenSegment(t *testing.T) {
 	ctx := context.Background()
-	b, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBlobs(t, t.TempDir())
 	l := b.Log("s1/g")
 	key := appendData(t, l, payload(1, 10))
 	if err := b.Delete(ctx, segmentOf(t, key)); err != nil {
@@ -97,10 +88,7 @@ func TestDeleteKeepsOpenSegment(t *testing.T) {
 // The key of an appended object names a place in a segment: Put refuses
 // it rather than store an object that Open would never read.
 func TestPutRefusesAppendedKey(t *testing.T) {
-	b, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBlobs(t, t.TempDir())
 	if err := b.Put(context.Background(), "s1/g/1@0+1", bytes.NewReader([]byte("x")), 1); err == nil {
 		t.Error("Put of an appended object's key succeeded")
 	}
@@ -179,6 +167,7 @@ func TestAppendPowerLoss(t *testing.T) {
 				if len(failed) <= 3 {
 					t.Errorf("power cut after %d of %d operations: %v", cut, total, err)
 				}
+				break
 			}
 		}
 	}
@@ -247,10 +236,7 @@ func TestFailedWriteEndsSegment(t *testing.T) {
 // stream's next session) appends to it. A parked segment can be deleted.
 func TestParkedSegment(t *testing.T) {
 	ctx := context.Background()
-	b, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBlobs(t, t.TempDir())
 	first := b.Log("s1/g")
 	k1 := appendData(t, first, payload(1, 10))
 	if err := first.Close(); err != nil {
@@ -261,7 +247,9 @@ func TestParkedSegment(t *testing.T) {
 	if segmentOf(t, k2) != segmentOf(t, k1) {
 		t.Errorf("the next log of the prefix started segment %s, not the parked %s", segmentOf(t, k2), segmentOf(t, k1))
 	}
-	if other := appendData(t, b.Log("s2/g"), payload(3, 1)); segmentOf(t, other) == segmentOf(t, k1) {
+	otherLog := b.Log("s2/g")
+	defer otherLog.Close()
+	if other := appendData(t, otherLog, payload(3, 1)); segmentOf(t, other) == segmentOf(t, k1) {
 		t.Errorf("a log of another prefix took the parked segment")
 	}
 	if err := second.Close(); err != nil {
